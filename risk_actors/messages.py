@@ -1,0 +1,414 @@
+"""Messages exchanged between riskd's actors.
+
+Every message is a frozen ``attrs`` class importable by module path, because thespian's
+multiproc bases pickle them between processes. Mapping fields are never mutated after
+construction (the reducer builds new ones); treat them as read-only.
+
+Three families live here:
+
+* broker events: what the gateway told us, parsed from its payloads (``PositionEvent`` ...);
+* pipeline messages: how an event travels through the account, its rules and its enforcer;
+* enforcement actions: what a rule asks for (``ClosePosition``, ``Lock`` ...), executed only by the
+  EnforcerActor (locks are applied by the AccountActor through the reducer).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Mapping
+
+import attrs
+
+# ---------------------------------------------------------------------------------------------
+# gateway enums (the gateway's own numbering; see gateway-api.md, never the SDK's)
+SIDE_BUY, SIDE_SELL = 0, 1
+POSITION_LONG, POSITION_SHORT = 1, 2
+ORDER_LIMIT, ORDER_MARKET, ORDER_STOP_LIMIT, ORDER_STOP, ORDER_TRAILING_STOP = 1, 2, 3, 4, 5
+STATUS_OPEN, STATUS_FILLED, STATUS_CANCELLED, STATUS_EXPIRED, STATUS_REJECTED, STATUS_PENDING = (
+    1, 2, 3, 4, 5, 6)
+WORKING_STATUSES = frozenset({STATUS_OPEN, STATUS_PENDING})
+STOP_TYPES = frozenset({ORDER_STOP_LIMIT, ORDER_STOP, ORDER_TRAILING_STOP})
+
+
+# ---------------------------------------------------------------------------------------------
+# broker events
+@attrs.frozen
+class PositionEvent:
+    """``GatewayUserPosition``: the account's net position in one contract; size 0 = closed."""
+
+    account_id: int
+    contract_id: str
+    size: int
+    type: int = POSITION_LONG
+    average_price: float = 0.0
+    position_id: int | None = None
+    created: datetime | None = None
+
+    @property
+    def signed_size(self) -> int:
+        return -self.size if self.type == POSITION_SHORT else self.size
+
+
+@attrs.frozen
+class OrderEvent:
+    """``GatewayUserOrder``: an order's current status."""
+
+    account_id: int
+    order_id: int
+    contract_id: str
+    status: int
+    type: int
+    side: int
+    size: int
+    symbol_id: str | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+    fill_volume: int = 0
+    filled_price: float | None = None
+    custom_tag: str | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+
+    @property
+    def working(self) -> bool:
+        return self.status in WORKING_STATUSES
+
+
+@attrs.frozen
+class TradeEvent:
+    """``GatewayUserTrade``: one fill. ``pnl`` is None on an opening half-turn."""
+
+    account_id: int
+    trade_id: int
+    contract_id: str
+    created: datetime
+    price: float
+    pnl: float | None
+    fees: float
+    side: int
+    size: int
+    voided: bool = False
+    order_id: int | None = None
+
+
+@attrs.frozen
+class AccountEvent:
+    """``GatewayUserAccount`` (or an ``Account/search`` row). ``can_trade`` None = not sent."""
+
+    account_id: int
+    name: str = ""
+    balance: float | None = None
+    can_trade: bool | None = None
+
+
+@attrs.frozen
+class QuoteEvent:
+    """``GatewayQuote`` merged into the last full quote of its contract."""
+
+    contract_id: str
+    last_price: float | None
+    best_bid: float | None = None
+    best_ask: float | None = None
+    timestamp: datetime | None = None
+    received_at: datetime | None = None
+
+
+@attrs.frozen
+class ContractInfo:
+    """Contract metadata from ``Contract/searchById``, cached per contract."""
+
+    contract_id: str
+    name: str
+    tick_size: float
+    tick_value: float
+    symbol_id: str | None = None
+    description: str = ""
+
+
+@attrs.frozen
+class ContractsKnown:
+    """Contract metadata learnt by the GatewayActor; applied to state like any event."""
+
+    account_id: int
+    contracts: tuple[ContractInfo, ...]
+
+
+@attrs.frozen
+class Reconciled:
+    """REST truth after a (re)connect: replaces positions and orders, merges trades by id."""
+
+    account_id: int
+    account: AccountEvent | None
+    positions: tuple[PositionEvent, ...]
+    orders: tuple[OrderEvent, ...]
+    trades: tuple[TradeEvent, ...]
+    contracts: tuple[ContractInfo, ...] = ()
+
+
+@attrs.frozen
+class ConnectionChanged:
+    """The broker link of an account went up or down (``detail`` says why)."""
+
+    account_id: int
+    connected: bool
+    detail: str = ""
+
+
+@attrs.frozen
+class Tick:
+    """A timer firing: lock expiry, cooldown end, grace deadline, reset, session edge."""
+
+    account_id: int
+    reason: str = "timer"
+
+
+BrokerEvent = (PositionEvent | OrderEvent | TradeEvent | AccountEvent | QuoteEvent | ContractsKnown
+               | Reconciled | ConnectionChanged | Tick)
+
+
+# ---------------------------------------------------------------------------------------------
+# enforcement actions (what a rule asks for); strength orders the merge of one event's verdicts
+@attrs.frozen
+class FlattenAccount:
+    """Close every position and cancel every working order of the account."""
+
+    strength: int = attrs.field(default=60, init=False)
+
+
+@attrs.frozen
+class ClosePosition:
+    """Close one contract's whole position (``Position/closeContract``)."""
+
+    contract_id: str
+    strength: int = attrs.field(default=50, init=False)
+
+
+@attrs.frozen
+class ReducePosition:
+    """Close ``size`` contracts of one position (``Position/partialCloseContract``)."""
+
+    contract_id: str
+    size: int
+    strength: int = attrs.field(default=40, init=False)
+
+
+@attrs.frozen
+class CancelOrders:
+    """Cancel working orders: of one contract, or all of them when ``contract_id`` is None."""
+
+    contract_id: str | None = None
+    strength: int = attrs.field(default=30, init=False)
+
+
+@attrs.frozen
+class CancelOrder:
+    """Cancel one working order."""
+
+    order_id: int
+    strength: int = attrs.field(default=30, init=False)
+
+
+@attrs.frozen
+class PlaceStop:
+    """Place a protective stop order."""
+
+    contract_id: str
+    side: int
+    size: int
+    stop_price: float
+    strength: int = attrs.field(default=25, init=False)
+
+
+@attrs.frozen
+class ModifyStop:
+    """Move an existing stop (and/or resize it)."""
+
+    order_id: int
+    stop_price: float
+    size: int | None = None
+    strength: int = attrs.field(default=25, init=False)
+
+
+LOCK_HARD, LOCK_INDEFINITE, LOCK_COOLDOWN, LOCK_SYMBOL = "hard", "indefinite", "cooldown", "symbol"
+
+
+@attrs.frozen
+class Lock:
+    """Lock the account (or one symbol root) until ``expires_at`` (None = no expiry)."""
+
+    kind: str
+    reason: str
+    expires_at: datetime | None
+    scope: str = "account"
+    symbol: str | None = None
+    until_reset: bool = False
+    strength: int = attrs.field(default=20, init=False)
+
+
+@attrs.frozen
+class Alert:
+    """Tell the trader/admin; changes nothing at the broker."""
+
+    message: str
+    severity: str = "warning"
+    strength: int = attrs.field(default=10, init=False)
+
+
+EnforcementAction = (FlattenAccount | ClosePosition | ReducePosition | CancelOrders | CancelOrder
+                     | PlaceStop | ModifyStop | Lock | Alert)
+BROKER_ACTIONS = (FlattenAccount, ClosePosition, ReducePosition, CancelOrders, CancelOrder,
+                  PlaceStop, ModifyStop)
+
+
+# ---------------------------------------------------------------------------------------------
+# pipeline
+@attrs.frozen
+class Inbound:
+    """GatewayActor -> AccountActor: one broker event stamped with the account's sequence."""
+
+    account_id: int
+    seq: int
+    event: Any
+    received_at: datetime
+
+
+@attrs.frozen
+class Evaluate:
+    """AccountActor -> RuleActor: evaluate one event against a state snapshot at ``now``."""
+
+    account_id: int
+    seq: int
+    event: Any
+    state: Any
+    now: datetime
+
+
+@attrs.frozen
+class Verdict:
+    """RuleActor -> AccountActor: a rule's answer to one ``Evaluate``.
+
+    ``error`` is set when the plugin raised; the event then goes on without this rule.
+    ``memory`` (when not None) replaces the rule's memory in ``AccountState``.
+    """
+
+    account_id: int
+    seq: int
+    rule: str
+    mode: str
+    violation: Any = None
+    actions: tuple = ()
+    memory: Mapping[str, Any] | None = None
+    wake_at: datetime | None = None
+    error: str | None = None
+    elapsed_ms: float = 0.0
+
+
+@attrs.frozen
+class Enforce:
+    """AccountActor -> EnforcerActor: execute these broker actions, verify, retry."""
+
+    account_id: int
+    seq: int
+    rule: str
+    reason: str
+    actions: tuple
+    requested_at: datetime
+
+
+@attrs.frozen
+class EnforcementDone:
+    """EnforcerActor -> AccountActor: outcome of one ``Enforce`` after verification."""
+
+    account_id: int
+    seq: int
+    rule: str
+    ok: bool
+    detail: str = ""
+    attempts: int = 1
+
+
+@attrs.frozen
+class BrokerCall:
+    """EnforcerActor -> GatewayActor: one REST call. ``op`` names a broker operation."""
+
+    account_id: int
+    call_id: str
+    op: str
+    args: Mapping[str, Any] = attrs.field(factory=dict)
+    urgent: bool = True
+
+
+@attrs.frozen
+class BrokerReply:
+    """GatewayActor -> EnforcerActor: result of a ``BrokerCall``."""
+
+    account_id: int
+    call_id: str
+    op: str
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+@attrs.frozen
+class Ack:
+    """Child -> parent: messages up to ``seq`` are done; the parent stops keeping them for replay."""
+
+    account_id: int
+    seq: int
+    who: str
+
+
+# ---------------------------------------------------------------------------------------------
+# admin / CLI
+@attrs.frozen
+class StatusRequest:
+    """Ask the Supervisor for a status snapshot of every account."""
+
+    account_id: int | None = None
+
+
+@attrs.frozen
+class StatusReply:
+    """Per-account status: connection, positions, daily P&L, locks, rules loaded."""
+
+    ok: bool
+    accounts: tuple = ()
+    started_at: datetime | None = None
+    detail: str = ""
+
+
+@attrs.frozen
+class AccountStatus:
+    """One account's line of ``riskd status``."""
+
+    account_id: int
+    name: str
+    connected: bool
+    positions: tuple = ()
+    realized_pnl: float = 0.0
+    fees: float = 0.0
+    lockouts: tuple = ()
+    rules: tuple = ()
+    last_event_at: datetime | None = None
+    failures: tuple = ()
+
+
+@attrs.frozen
+class AdminRequest:
+    """A mutating admin command (reload, shutdown ...). ``proof`` authenticates it."""
+
+    command: str
+    args: Mapping[str, Any] = attrs.field(factory=dict)
+    proof: str = ""
+    nonce: str = ""
+
+
+@attrs.frozen
+class AdminReply:
+    """Outcome of an ``AdminRequest``."""
+
+    ok: bool
+    message: str = ""
+    data: Any = None
