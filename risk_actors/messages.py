@@ -313,6 +313,10 @@ class Enforce:
     reason: str
     actions: tuple
     requested_at: datetime
+    # The account's view when the verdict was made: lets the enforcer act without a first
+    # round trip, and turns "reduce by N" into an idempotent "reduce to size" target.
+    positions: Mapping[str, int] = attrs.field(factory=dict)   # contract -> signed size
+    orders: Mapping[int, str] = attrs.field(factory=dict)      # working order id -> contract
 
 
 @attrs.frozen
@@ -325,6 +329,8 @@ class EnforcementDone:
     ok: bool
     detail: str = ""
     attempts: int = 1
+    final: bool = True  # False: a progress report (still retrying), sent once for alerting
+    key: tuple = ()     # the enforcement goal (see enforcer.job_key)
 
 
 @attrs.frozen

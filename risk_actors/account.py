@@ -1,0 +1,531 @@
+"""AccountActor: owns one account's state and runs its pipeline.
+
+For every broker event (in the GatewayActor's sequence order): apply it with the reducer and
+journal it (durable before anything acts on it), run the core's lockout guard, fan the event out
+to the rules subscribed to its type, merge their verdicts when all have answered or the rule
+timeout has passed, apply locks, and hand broker actions to the EnforcerActor.
+
+It supervises its children: a GatewayActor (broker link), an EnforcerActor and one RuleActor per
+enabled rule. A child that dies is recreated and given back what it had not finished: a rule
+gets the evaluation it died on again (once: a message that killed a rule twice is quarantined),
+the enforcer gets its unfinished enforcement requests, the gateway reconnects and reconciles.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+from loguru import logger
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
+
+from risk_actors import messages as m
+from risk_actors.broker.settings import BrokerSettings
+from risk_actors.calendar import next_reset
+from risk_actors.clock import SystemClock
+from risk_actors.enforcer import EnforcerInit, job_key
+from risk_actors.pipeline import _strongest, lockout_guard, merge
+from risk_actors.plugins import load_rule
+from risk_actors.rule_host import RuleInit, RuleReady
+from risk_actors.state import (AccountState, DailyReset, LocksAdded, ResetScheduled,
+                               RuleMemorySet, reduce)
+
+SWEEP_SECONDS = 1.0
+STATUS_EVERY = 1.0
+MAX_RULE_RESTARTS_PER_MINUTE = 10
+ENFORCE_REPLAY_SECONDS = 300.0
+
+
+@attrs.frozen
+class RuleSpec:
+    """One enabled rule of an account: plugin path, mode and validated params."""
+
+    name: str
+    path: str
+    mode: str
+    params: Any
+
+
+@attrs.frozen
+class AccountInit:
+    """Supervisor -> AccountActor: everything the account needs to run."""
+
+    account_id: int
+    name: str
+    broker: BrokerSettings | None
+    rules: tuple[RuleSpec, ...]
+    db_path: str | None
+    reset_time: str = "17:00"
+    reset_timezone: str = "America/Chicago"
+    rule_timeout_ms: int = 100
+    notifier: Any = None
+    connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
+    gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
+
+
+@attrs.frozen
+class RulesChanged:
+    """Supervisor -> AccountActor: a reloaded config's rules for this account."""
+
+    rules: tuple[RuleSpec, ...]
+
+
+@attrs.frozen
+class Notify:
+    """AccountActor -> Notifier: something a person must hear about."""
+
+    account_id: int
+    rule: str
+    severity: str
+    message: str
+    at: datetime
+
+
+@attrs.define
+class _RuleSlot:
+    spec: RuleSpec
+    rule: Any                 # local instance, only for applies_to_event routing
+    address: Any = None
+    pid: int | None = None
+    ready: bool = False
+    killed: bool = False      # killed by us (timeout): its exit is not a crash
+    restarts: list[float] = attrs.field(factory=list)
+    disabled: str | None = None
+
+
+@attrs.define
+class _Pending:
+    event: Any
+    waiting: set[str]
+    verdicts: list
+    started: float
+
+
+class AccountActor(ActorTypeDispatcher):
+    """One account: state, pipeline, timers and the supervision of its children."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.init: AccountInit | None = None
+        self.parent = None
+        self.clock = SystemClock()
+        self.state: AccountState | None = None
+        self.db = None
+        self.jseq = 0
+        self.gateway = None
+        self.enforcer = None
+        self.rules: dict[str, _RuleSlot] = {}
+        self.pending: dict[int, _Pending] = {}
+        self.crashes: dict[tuple[str, int], int] = {}
+        self.open_enforce: dict[int, tuple[m.Enforce, set, float]] = {}
+        self.failures: list[str] = []
+        self.sweep_gen = 0
+        self.tick_seq = 0
+        self.wakes: dict[str, datetime] = {}
+        self.last_status = 0.0
+
+    # =========================================================================================
+    # start-up
+    def receiveMsg_AccountInit(self, msg: AccountInit, sender) -> None:
+        self.init, self.parent = msg, sender
+        now = self.clock.now()
+        self.state = self._load(msg, now)
+        if msg.gateway_address is not None:
+            self.gateway = msg.gateway_address
+        elif msg.connect and msg.broker is not None:
+            self._start_gateway()
+        self._start_enforcer()
+        for spec in msg.rules:
+            self._add_rule(spec)
+        self._sweep(now)
+        self._push_status(force=True)
+
+    def _load(self, msg: AccountInit, now: datetime) -> AccountState:
+        state = None
+        if msg.db_path:
+            from risk_actors.db import Database
+            self.db = Database(msg.db_path, migrate=False)  # the Supervisor migrated it
+            try:
+                state, self.jseq = self.db.load(msg.account_id)
+            except Exception as exc:  # fail loudly but keep running: REST rebuilds the day
+                logger.error("account {}: could not restore state: {}", msg.account_id, exc)
+        if state is None:
+            state = AccountState(msg.account_id, name=msg.name)
+            self.state = state
+            state = self._apply(ResetScheduled(self._next_reset(now),
+                                               self._next_reset(now) - timedelta(days=1)), now)
+        else:
+            logger.info("account {}: restored state at journal {} ({} lock(s))",
+                        msg.account_id, self.jseq, len(state.lockouts))
+        self.state = state
+        # A reset missed while the daemon was down runs now (rules-spec section 3).
+        if state.next_reset_at is not None and now >= state.next_reset_at:
+            logger.info("account {}: running the daily reset missed while down", msg.account_id)
+            self.state = self._apply(DailyReset(state.next_reset_at, self._next_reset(now)), now)
+        return self.state
+
+    def _next_reset(self, after: datetime) -> datetime:
+        return next_reset(after, self.init.reset_time, self.init.reset_timezone)
+
+    def _start_gateway(self) -> None:
+        from risk_actors.gateway import GatewayStart  # message class only; the SDK loads in the child
+        self.gateway = self.createActor("risk_actors.gateway.GatewayActor")
+        boundary = self.state.last_reset_at or (self.clock.now() - timedelta(days=1))
+        self.send(self.gateway, GatewayStart(self.init.account_id, self.init.name,
+                                             self.init.broker, boundary, self.state.last_seq))
+
+    def _start_enforcer(self) -> None:
+        self.enforcer = self.createActor("risk_actors.enforcer.EnforcerActor")
+        self.send(self.enforcer, self._enforcer_init())
+
+    def _enforcer_init(self) -> EnforcerInit:
+        rpm = self.init.broker.requests_per_minute if self.init.broker else 190
+        # Without a broker link the enforcer's calls come back to us and are dropped.
+        return EnforcerInit(self.init.account_id, self.gateway or self.myAddress,
+                            self.init.db_path, rpm)
+
+    def _add_rule(self, spec: RuleSpec) -> None:
+        try:
+            local = load_rule(spec.path)(spec.params)
+        except Exception as exc:
+            self._failure(spec.name, f"rule {spec.name} cannot load: {exc}")
+            return
+        slot = _RuleSlot(spec, local)
+        self.rules[spec.name] = slot
+        self._spawn_rule(slot)
+
+    def _spawn_rule(self, slot: _RuleSlot) -> None:
+        slot.address = self.createActor("risk_actors.rule_host.RuleActor")
+        slot.ready, slot.killed, slot.pid = False, False, None
+        self.send(slot.address, RuleInit(self.init.account_id, slot.spec.name, slot.spec.path,
+                                         slot.spec.params, slot.spec.mode))
+
+    def receiveMsg_RuleReady(self, msg: RuleReady, sender) -> None:
+        slot = self.rules.get(msg.rule_name)
+        if slot is None or slot.address != sender:
+            return
+        if msg.error:
+            slot.disabled = msg.error
+            self._failure(msg.rule_name, f"rule {msg.rule_name} failed to start: {msg.error}")
+            return
+        slot.ready, slot.pid = True, msg.pid
+
+    # =========================================================================================
+    # the pipeline
+    def receiveMsg_Inbound(self, msg: m.Inbound, sender) -> None:
+        if self.state is None:
+            return
+        if msg.seq <= self.state.last_seq:
+            return  # already processed (a gateway restart re-sent it)
+        self._process(msg.event, msg.seq)
+
+    def _process(self, event: Any, seq: int) -> None:
+        now = self.clock.now()
+        before = self.state
+        after = self._apply(event, now, seq=seq)
+        guard = lockout_guard(event, before, after, now)
+        if guard:
+            self._enforce(seq, "lockout_guard", "account or symbol locked", guard, now)
+        if isinstance(event, m.Reconciled):
+            self._replay_open_enforcements()
+        self._dispatch(seq, event, now)
+        if isinstance(event, m.ConnectionChanged) or guard:
+            self._push_status(force=True)
+
+    def _apply(self, change: Any, now: datetime, seq: int | None = None) -> AccountState:
+        """The one way state changes: reducer, then journal (durable before acting on it)."""
+        new = reduce(self.state, change, now)
+        if seq is not None:
+            new = attrs.evolve(new, last_seq=seq)
+        if new is self.state:
+            return new
+        self.state = new
+        if self.db is not None:
+            self.jseq += 1
+            try:
+                self.db.record(self.init.account_id, self.jseq, change, new, now)
+            except Exception as exc:
+                logger.error("account {}: journal write failed: {}", self.init.account_id, exc)
+        return new
+
+    def _dispatch(self, seq: int, event: Any, now: datetime) -> None:
+        targets = [s for s in self.rules.values()
+                   if s.ready and not s.disabled and s.rule.applies_to_event(event)]
+        if not targets:
+            return
+        self.pending[seq] = _Pending(event, {s.spec.name for s in targets}, [], time.monotonic())
+        ev = m.Evaluate(self.init.account_id, seq, event, self.state, now)
+        for slot in targets:
+            self.send(slot.address, ev)
+        self.wakeupAfter(self.init.rule_timeout_ms / 1000.0, payload=("eval", seq))
+
+    def receiveMsg_Verdict(self, v: m.Verdict, sender) -> None:
+        p = self.pending.get(v.seq)
+        if p is None or v.rule not in p.waiting:
+            logger.warning("account {}: late verdict of {} for seq {} ignored",
+                           self.init.account_id, v.rule, v.seq)
+            return
+        p.waiting.discard(v.rule)
+        p.verdicts.append(v)
+        if v.error:
+            self._failure(v.rule, f"rule {v.rule} raised on seq {v.seq}: "
+                                  f"{v.error.splitlines()[0]}", detail=v.error)
+        if not p.waiting:
+            self._complete(v.seq)
+
+    def _complete(self, seq: int) -> None:
+        p = self.pending.pop(seq, None)
+        if p is None:
+            return
+        now = self.clock.now()
+        for v in p.verdicts:
+            if v.memory is not None:
+                self._apply(RuleMemorySet(v.rule, v.memory), now)
+            if v.wake_at is not None:
+                self.wakes[v.rule] = v.wake_at
+            if v.violation is not None:
+                self._audit("verdict", v.rule, {
+                    "seq": seq, "mode": v.mode, "reason": v.violation.reason,
+                    "actions": [repr(a) for a in v.actions], "elapsed_ms": round(v.elapsed_ms, 3)})
+                logger.warning("account {} rule {} ({}): {}", self.init.account_id, v.rule,
+                               v.mode, v.violation.reason)
+        plan = merge(p.verdicts)
+        if plan.empty:
+            return
+        before = self.state
+        for rule in dict.fromkeys(r for r, _ in plan.locks):
+            locks = tuple(lk for r, lk in plan.locks if r == rule)
+            self._apply(LocksAdded(rule, locks), now)
+            self._audit("lock", rule, {"locks": [repr(lk) for lk in locks]})
+        guard = lockout_guard(None, before, self.state, now) if plan.locks else ()
+        actions = _strongest(list(plan.broker_actions) + list(guard))
+        if actions:
+            reason = "; ".join(v.violation.reason for v in p.verdicts
+                               if v.violation is not None and v.mode == "enforce")
+            self._enforce(seq, ",".join(plan.rules) or "lockout_guard", reason, actions, now)
+        for rule, alert in plan.alerts:
+            self._notify(rule, alert.severity, alert.message)
+        if plan.locks:
+            self._push_status(force=True)
+
+    def _enforce(self, seq: int, rule: str, reason: str, actions: tuple, now: datetime) -> None:
+        msg = m.Enforce(self.init.account_id, seq, rule, reason, actions, now,
+                        {c: p.signed_size for c, p in self.state.positions.items()},
+                        {o.order_id: o.contract_id for o in self.state.orders.values()})
+        self.open_enforce[seq * 1000 + len(self.open_enforce) % 1000] = (
+            msg, {job_key(a) for a in actions}, time.monotonic())
+        self.send(self.enforcer, msg)
+
+    def receiveMsg_EnforcementDone(self, msg: m.EnforcementDone, sender) -> None:
+        if not msg.ok:
+            self._notify(msg.rule, "critical" if msg.final else "warning",
+                         f"enforcement {'FAILED' if msg.final else 'not yet complete'}: {msg.detail}")
+            if msg.final:
+                self.failures = (self.failures + [f"{msg.rule}: {msg.detail}"])[-10:]
+        if msg.final and msg.key:
+            for k, (enf, keys, t) in list(self.open_enforce.items()):
+                keys.discard(tuple(msg.key))
+                if not keys:
+                    del self.open_enforce[k]
+
+    def _replay_open_enforcements(self) -> None:
+        cutoff = time.monotonic() - ENFORCE_REPLAY_SECONDS
+        for k, (enf, keys, t) in list(self.open_enforce.items()):
+            if t < cutoff:
+                del self.open_enforce[k]
+            else:
+                self.send(self.enforcer, enf)
+
+    # =========================================================================================
+    # timers: one sweep chain (lock expiry, reset, rule wake-ups, rule timeouts)
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender) -> None:
+        payload = msg.payload or ()
+        if not payload or self.state is None:
+            return
+        if payload[0] == "eval":
+            self._rule_timeout(payload[1])
+        elif payload[0] == "sweep" and payload[1] == self.sweep_gen:
+            self._sweep(self.clock.now())
+
+    def _sweep(self, now: datetime) -> None:
+        state = self.state
+        if state.next_reset_at is not None and now >= state.next_reset_at:
+            logger.info("account {}: daily reset", self.init.account_id)
+            self._apply(DailyReset(state.next_reset_at, self._next_reset(now)), now)
+            self._audit("daily_reset", None, {"at": state.next_reset_at.isoformat()})
+        self.sweep_gen += 1
+        before = self.state
+        self._apply(m.Tick(self.init.account_id), now)  # drops expired locks
+        if self.state is not before:
+            self._push_status(force=True)
+        due = [r for r, t in self.wakes.items() if t <= now]
+        if due:
+            for r in due:
+                del self.wakes[r]
+            self._dispatch_tick(now)
+        deadline = min([d for d in [self.state.next_deadline(), *self.wakes.values()] if d],
+                       default=None)
+        delay = SWEEP_SECONDS
+        if deadline is not None:
+            delay = min(delay, max(0.01, (deadline - now).total_seconds()))
+        self.wakeupAfter(delay, payload=("sweep", self.sweep_gen))
+        self._push_status()
+
+    def _dispatch_tick(self, now: datetime) -> None:
+        # Timer evaluations get their own (negative) sequence so they never collide with events.
+        self.tick_seq -= 1
+        self._dispatch(self.tick_seq, m.Tick(self.init.account_id, "rule wake-up"), now)
+
+    def _rule_timeout(self, seq: int) -> None:
+        p = self.pending.get(seq)
+        if p is None:
+            return
+        for name in list(p.waiting):
+            slot = self.rules.get(name)
+            self._failure(name, f"rule {name} did not answer seq {seq} within "
+                                f"{self.init.rule_timeout_ms} ms: killed and restarted")
+            if slot is not None and slot.pid:
+                slot.killed, slot.ready = True, False
+                try:
+                    os.kill(slot.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        p.waiting.clear()
+        self._complete(seq)
+
+    # =========================================================================================
+    # supervision
+    def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender) -> None:
+        child = msg.childAddress
+        if self.init is None:
+            return
+        if child == self.gateway:
+            logger.error("account {}: gateway actor exited; restarting", self.init.account_id)
+            self._start_gateway()
+            self.send(self.enforcer, self._enforcer_init())
+            return
+        if child == self.enforcer:
+            logger.error("account {}: enforcer exited; restarting and replaying",
+                         self.init.account_id)
+            self._start_enforcer()
+            self._replay_open_enforcements()
+            return
+        slot = next((s for s in self.rules.values() if s.address == child), None)
+        if slot is not None:
+            self._rule_exited(slot)
+
+    def _rule_exited(self, slot: _RuleSlot) -> None:
+        name = slot.spec.name
+        now_m = time.monotonic()
+        slot.restarts = [t for t in slot.restarts if now_m - t < 60] + [now_m]
+        if not slot.killed:
+            self._failure(name, f"rule actor {name} died; restarting")
+        if len(slot.restarts) > MAX_RULE_RESTARTS_PER_MINUTE:
+            slot.disabled = "restarted too often"
+            self._failure(name, f"rule {name} disabled: {len(slot.restarts)} restarts in 60 s")
+            for seq, p in list(self.pending.items()):
+                if name in p.waiting:
+                    p.waiting.discard(name)
+                    if not p.waiting:
+                        self._complete(seq)
+            return
+        self._spawn_rule(slot)
+        # Give it back the evaluations it died on, once; the second death quarantines the event.
+        for seq, p in list(self.pending.items()):
+            if name not in p.waiting:
+                continue
+            count = self.crashes.get((name, seq), 0) + 1
+            self.crashes[(name, seq)] = count
+            if count >= 2:
+                self._quarantine(name, seq, p.event)
+                p.waiting.discard(name)
+                if not p.waiting:
+                    self._complete(seq)
+            else:
+                self.send(slot.address, m.Evaluate(self.init.account_id, seq, p.event,
+                                                   self.state, self.clock.now()))
+
+    def _quarantine(self, rule: str, seq: int, event: Any) -> None:
+        now = self.clock.now()
+        text = f"event seq {seq} crashed rule {rule} twice: quarantined"
+        logger.error("account {}: {}: {!r}", self.init.account_id, text, event)
+        if self.db is not None:
+            try:
+                self.db.quarantine(self.init.account_id, seq, rule, repr(event)[:2000],
+                                   "rule process died twice", now)
+            except Exception as exc:
+                logger.error("quarantine write failed: {}", exc)
+        self._audit("quarantine", rule, {"seq": seq, "event": repr(event)[:500]})
+        self._notify(rule, "critical", text)
+
+    # =========================================================================================
+    # config reload, status, exit
+    def receiveMsg_RulesChanged(self, msg: RulesChanged, sender) -> None:
+        wanted = {s.name: s for s in msg.rules}
+        for name, slot in list(self.rules.items()):
+            if name not in wanted or wanted[name] != slot.spec:
+                self.rules.pop(name)
+                slot.killed = True
+                self.send(slot.address, ActorExitRequest())
+                for seq, p in list(self.pending.items()):
+                    if name in p.waiting:
+                        p.waiting.discard(name)
+                        if not p.waiting:
+                            self._complete(seq)
+        for name, spec in wanted.items():
+            if name not in self.rules:
+                self._add_rule(spec)
+        self._push_status(force=True)
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
+        if self.db is not None and self.state is not None:
+            try:
+                self.db.snapshot(self.init.account_id, self.jseq, self.state, self.clock.now())
+            except Exception as exc:
+                logger.error("final snapshot failed: {}", exc)
+
+    def _status(self) -> m.AccountStatus:
+        s, now = self.state, self.clock.now()
+        return m.AccountStatus(
+            s.account_id, s.name or self.init.name, s.connected,
+            tuple((c, p.signed_size, p.average_price) for c, p in sorted(s.positions.items())),
+            s.realized_pnl, s.fees_total,
+            tuple((lk.rule, lk.scope, lk.symbol, lk.reason,
+                   lk.expires_at.isoformat() if lk.expires_at else None)
+                  for lk in s.active_lockouts(now)),
+            tuple(f"{n}{'' if sl.ready else ' (starting)'}{' DISABLED: ' + sl.disabled if sl.disabled else ''}"
+                  f" [{sl.spec.mode}]" for n, sl in sorted(self.rules.items())),
+            s.last_event_at, tuple(self.failures))
+
+    def _push_status(self, force: bool = False) -> None:
+        if self.parent is None or self.state is None:
+            return
+        t = time.monotonic()
+        if force or t - self.last_status >= STATUS_EVERY:
+            self.last_status = t
+            self.send(self.parent, self._status())
+
+    # =========================================================================================
+    # records
+    def _failure(self, rule: str, text: str, detail: str | None = None) -> None:
+        logger.error("account {}: {}", self.init.account_id, text)
+        self.failures = (self.failures + [text])[-10:]
+        self._audit("rule_failure", rule, {"text": text, "detail": (detail or "")[:2000]})
+        self._notify(rule, "error", text)
+
+    def _notify(self, rule: str, severity: str, text: str) -> None:
+        if self.init is not None and self.init.notifier is not None:
+            self.send(self.init.notifier, Notify(self.init.account_id, rule, severity, text,
+                                                 self.clock.now()))
+
+    def _audit(self, kind: str, rule: str | None, detail: dict) -> None:
+        if self.db is None:
+            return
+        try:
+            self.db.audit(kind, self.init.account_id, rule, detail, self.clock.now())
+        except Exception as exc:
+            logger.error("audit write failed: {}", exc)

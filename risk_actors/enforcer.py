@@ -1,0 +1,307 @@
+"""EnforcerActor: turns enforcement actions into broker calls and keeps at it until they hold.
+
+Each action becomes a *job* with a goal on the broker's state ("no position in MNQ", "MNQ at
+most 5 long", "no working orders"). A job acts on what it knows, then reads the broker back
+(``Position/searchOpen``, ``Order/searchOpen``) and acts again on what is still wrong, with
+backoff, until the goal holds. That makes enforcement idempotent (a second request for the same
+goal joins the running job) and convergent (a close that the broker swallowed, a 5xx, a fill that
+raced the close are all caught by the read-back). Every call and outcome goes to the audit trail.
+
+Calls stay inside the gateway budget (200 requests / 60 s; configured lower for margin): when
+the window is full, calls wait in order instead of being refused by the broker with a 429.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+from loguru import logger
+from thespian.actors import ActorTypeDispatcher, WakeupMessage
+
+from risk_actors import messages as m
+
+BACKOFF_START, BACKOFF_MAX = 0.05, 5.0
+ALERT_AFTER_ATTEMPTS = 3
+GIVE_UP_AFTER_ATTEMPTS = 40
+
+
+@attrs.frozen
+class EnforcerInit:
+    """AccountActor -> EnforcerActor: where the broker is and where to record."""
+
+    account_id: int
+    gateway: Any
+    db_path: str | None = None
+    requests_per_minute: int = 190
+
+
+@attrs.define
+class Job:
+    """One enforcement goal being driven to completion."""
+
+    key: tuple
+    goal: Any               # the action that states the goal
+    seq: int
+    rules: list[str]
+    reason: str
+    target: int | None = None   # reduce: absolute size to end at
+    attempts: int = 0
+    outstanding: set = attrs.field(factory=set)
+    positions: dict | None = None   # last broker view (contract -> signed size)
+    orders: dict | None = None      # last broker view (order id -> contract)
+    started: float = attrs.field(factory=time.monotonic)
+    phase: str = "act"
+    alerted: bool = False
+
+
+def job_key(action: Any) -> tuple:
+    if isinstance(action, m.FlattenAccount):
+        return ("flatten",)
+    if isinstance(action, m.ClosePosition):
+        return ("close", action.contract_id)
+    if isinstance(action, m.ReducePosition):
+        return ("reduce", action.contract_id)
+    if isinstance(action, m.CancelOrders):
+        return ("cancel_orders", action.contract_id)
+    if isinstance(action, m.CancelOrder):
+        return ("cancel", action.order_id)
+    if isinstance(action, m.PlaceStop):
+        return ("stop", action.contract_id)
+    if isinstance(action, m.ModifyStop):
+        return ("modify", action.order_id)
+    raise TypeError(f"not a broker action: {action!r}")
+
+
+def plan_calls(job: Job, positions: dict[str, int], orders: dict[int, str]) -> list[tuple[str, dict]]:
+    """Broker calls that move ``positions``/``orders`` toward the job's goal."""
+    g = job.goal
+    if isinstance(g, m.FlattenAccount):
+        return ([("close", {"contract_id": c}) for c, s in positions.items() if s]
+                + [("cancel", {"order_id": o}) for o in orders])
+    if isinstance(g, m.ClosePosition):
+        return [("close", {"contract_id": g.contract_id})] if positions.get(g.contract_id) else []
+    if isinstance(g, m.ReducePosition):
+        size = abs(positions.get(g.contract_id, 0))
+        excess = size - (job.target or 0)
+        if excess <= 0:
+            return []
+        if excess >= size:
+            return [("close", {"contract_id": g.contract_id})]
+        return [("partial_close", {"contract_id": g.contract_id, "size": excess})]
+    if isinstance(g, m.CancelOrders):
+        return [("cancel", {"order_id": o}) for o, c in orders.items()
+                if g.contract_id is None or c == g.contract_id]
+    if isinstance(g, m.CancelOrder):
+        return [("cancel", {"order_id": g.order_id})] if g.order_id in orders else []
+    if isinstance(g, m.PlaceStop):
+        return [("place_stop", {"contract_id": g.contract_id, "side": g.side, "size": g.size,
+                                "stop_price": g.stop_price})]
+    if isinstance(g, m.ModifyStop):
+        return [("modify", {"order_id": g.order_id, "stop_price": g.stop_price, "size": g.size})]
+    return []
+
+
+def satisfied(job: Job, positions: dict[str, int], orders: dict[int, str]) -> bool:
+    """Whether the broker's state meets the job's goal."""
+    g = job.goal
+    if isinstance(g, m.FlattenAccount):
+        return not any(positions.values()) and not orders
+    if isinstance(g, m.ClosePosition):
+        return not positions.get(g.contract_id)
+    if isinstance(g, m.ReducePosition):
+        return abs(positions.get(g.contract_id, 0)) <= (job.target or 0)
+    if isinstance(g, m.CancelOrders):
+        return not any(g.contract_id is None or c == g.contract_id for c in orders.values())
+    if isinstance(g, m.CancelOrder):
+        return g.order_id not in orders
+    return True  # place/modify: judged by the call's own result
+
+
+def _signed(p: Any) -> tuple[str, int]:
+    if isinstance(p, m.PositionEvent):
+        return p.contract_id, p.signed_size
+    size = int(p.get("size", 0))
+    return p["contractId"], -size if p.get("type") == m.POSITION_SHORT else size
+
+
+def _order_pair(o: Any) -> tuple[int, str] | None:
+    if isinstance(o, m.OrderEvent):
+        return (o.order_id, o.contract_id) if o.working else None
+    if o.get("status") in m.WORKING_STATUSES:
+        return int(o["id"]), o["contractId"]
+    return None
+
+
+class EnforcerActor(ActorTypeDispatcher):
+    """Executes, verifies and retries enforcement for one account."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.init: EnforcerInit | None = None
+        self.parent = None
+        self.db = None
+        self.jobs: dict[tuple, Job] = {}
+        self.calls: dict[str, tuple[tuple, str, dict]] = {}   # call id -> (job key, op, args)
+        self.window: deque[float] = deque()
+        self.waiting: deque[tuple[tuple, str, dict]] = deque()
+        self.ids = itertools.count(1)
+
+    # ---- set-up ------------------------------------------------------------------------------
+    def receiveMsg_EnforcerInit(self, msg: EnforcerInit, sender) -> None:
+        self.init, self.parent = msg, sender
+        if msg.db_path:
+            from risk_actors.db import Database
+            self.db = Database(msg.db_path, migrate=False)
+
+    # ---- requests ----------------------------------------------------------------------------
+    def receiveMsg_Enforce(self, msg: m.Enforce, sender) -> None:
+        if self.init is None:
+            logger.error("enforcer of account {} got Enforce before init", msg.account_id)
+            return
+        for action in msg.actions:
+            key = job_key(action)
+            job = self.jobs.get(key)
+            target = None
+            if isinstance(action, m.ReducePosition):
+                target = max(abs(msg.positions.get(action.contract_id, 0)) - action.size, 0)
+            if job is not None:
+                # Idempotent: the same goal joins the running job (a reduce keeps the lower target).
+                job.rules.append(msg.rule)
+                if target is not None:
+                    job.target = min(job.target if job.target is not None else target, target)
+                continue
+            job = Job(key, action, msg.seq, [msg.rule], msg.reason, target)
+            self.jobs[key] = job
+            self._audit("enforcement", msg.rule, {"event": "start", "action": repr(action),
+                                                  "seq": msg.seq, "reason": msg.reason})
+            self._act(job, dict(msg.positions), dict(msg.orders))
+
+    # ---- the job loop: act -> verify -> (backoff) -> act ... -----------------------------------
+    def _act(self, job: Job, positions: dict, orders: dict) -> None:
+        job.phase = "act"
+        calls = plan_calls(job, positions, orders)
+        if not calls:
+            self._verify(job)
+            return
+        for op, args in calls:
+            self._call(job, op, args)
+
+    def _verify(self, job: Job) -> None:
+        if isinstance(job.goal, (m.PlaceStop, m.ModifyStop)):
+            self._finish(job, True, "accepted by the broker")
+            return
+        job.phase = "verify"
+        job.positions = job.orders = None
+        self._call(job, "search_positions", {})
+        self._call(job, "search_orders", {})
+
+    def _call(self, job: Job, op: str, args: dict) -> None:
+        call_id = f"{self.init.account_id}-{next(self.ids)}"
+        job.outstanding.add(call_id)
+        self.calls[call_id] = (job.key, op, args)
+        self._send_or_queue(call_id, op, args)
+
+    def _send_or_queue(self, call_id: str, op: str, args: dict) -> None:
+        now = time.monotonic()
+        while self.window and now - self.window[0] >= 60.0:
+            self.window.popleft()
+        if len(self.window) >= self.init.requests_per_minute:
+            self.waiting.append((call_id, op, args))
+            self.wakeupAfter(max(0.05, 60.0 - (now - self.window[0])), payload=("budget",))
+            return
+        self.window.append(now)
+        self.send(self.init.gateway, m.BrokerCall(self.init.account_id, call_id, op, args))
+
+    def receiveMsg_BrokerReply(self, msg: m.BrokerReply, sender) -> None:
+        entry = self.calls.pop(msg.call_id, None)
+        if entry is None:
+            return
+        key, op, args = entry
+        job = self.jobs.get(key)
+        self._audit("broker_call", job.rules[0] if job else None,
+                    {"op": op, "args": args, "ok": msg.ok, "error": msg.error,
+                     "call_id": msg.call_id})
+        if job is None:
+            return
+        job.outstanding.discard(msg.call_id)
+        if op == "search_positions" and msg.ok:
+            job.positions = dict(_signed(p) for p in (msg.result or ()))
+        elif op == "search_orders" and msg.ok:
+            job.orders = dict(pair for o in (msg.result or ()) if (pair := _order_pair(o)))
+        elif not msg.ok:
+            logger.warning("account {} {} {} failed: {}", self.init.account_id, op, args, msg.error)
+            if msg.retry_after:
+                job.attempts += 1
+        if job.outstanding:
+            return
+        if job.phase == "act":
+            if isinstance(job.goal, (m.PlaceStop, m.ModifyStop)) and not msg.ok:
+                self._retry(job, msg.retry_after)
+            else:
+                self._verify(job)
+        elif job.positions is None or job.orders is None:
+            self._retry(job, msg.retry_after)  # could not read back: try again
+        elif satisfied(job, job.positions, job.orders):
+            self._finish(job, True, f"verified after {job.attempts + 1} attempt(s)")
+        else:
+            self._retry(job, msg.retry_after)
+
+    def _retry(self, job: Job, retry_after: float | None = None) -> None:
+        job.attempts += 1
+        if job.attempts >= GIVE_UP_AFTER_ATTEMPTS:
+            self._finish(job, False, f"broker state still wrong after {job.attempts} attempts")
+            return
+        if job.attempts >= ALERT_AFTER_ATTEMPTS and not job.alerted:
+            job.alerted = True
+            self._report(job, False, f"not yet done after {job.attempts} attempts; retrying",
+                         final=False)
+        delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (job.attempts - 1))
+        if retry_after:
+            delay = max(delay, retry_after)
+        job.phase = "backoff"
+        self.wakeupAfter(delay, payload=("retry", job.key))
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender) -> None:
+        payload = msg.payload or ()
+        if payload and payload[0] == "budget":
+            waiting, self.waiting = self.waiting, deque()
+            for call in waiting:
+                self._send_or_queue(*call)
+        elif payload and payload[0] == "retry":
+            job = self.jobs.get(payload[1])
+            if job is not None and job.phase == "backoff":
+                if job.positions is not None and job.orders is not None:
+                    self._act(job, job.positions, job.orders)
+                else:
+                    self._verify(job)
+
+    def _finish(self, job: Job, ok: bool, detail: str) -> None:
+        self.jobs.pop(job.key, None)
+        elapsed = (time.monotonic() - job.started) * 1000
+        (logger.info if ok else logger.error)(
+            "account {} enforcement {} {} ({}): {} in {:.1f} ms", self.init.account_id,
+            "done" if ok else "FAILED", job.key, ",".join(job.rules), detail, elapsed)
+        self._audit("enforcement", job.rules[0], {"event": "done" if ok else "failed",
+                                                  "action": repr(job.goal), "seq": job.seq,
+                                                  "detail": detail, "attempts": job.attempts + 1,
+                                                  "elapsed_ms": round(elapsed, 2)})
+        self._report(job, ok, detail, final=True)
+
+    def _report(self, job: Job, ok: bool, detail: str, final: bool) -> None:
+        if self.parent is not None:
+            self.send(self.parent, m.EnforcementDone(self.init.account_id, job.seq, job.rules[0],
+                                                     ok, f"{job.key}: {detail}",
+                                                     job.attempts + 1, final, job.key))
+
+    def _audit(self, kind: str, rule: str | None, detail: dict) -> None:
+        if self.db is None:
+            return
+        try:
+            self.db.audit(kind, self.init.account_id, rule, detail, datetime.now(timezone.utc))
+        except Exception as exc:  # the audit must never stop an enforcement
+            logger.error("audit write failed: {}", exc)
