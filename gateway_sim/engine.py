@@ -425,7 +425,7 @@ class Engine:
         m = self._markets[c.id]
         last = c.price_of(m.last)
         change = last - c.price_of(m.open)
-        stamp = iso(m.updated or self.clock.now())
+        now = self.clock.now()
         return {
             "symbol": c.symbol_id, "symbolName": f"/{c.root}",
             # No spread: market orders fill at the last price, so the quote must agree with it.
@@ -434,7 +434,8 @@ class Engine:
             "changePercent": round(float(change / c.price_of(m.open) * 100), 2),
             "open": c.price_float(m.open), "high": c.price_float(m.high),
             "low": c.price_float(m.low), "volume": m.volume,
-            "lastUpdated": stamp, "timestamp": stamp,
+            # Periodic re-sends of an unchanged quote must still look fresh to the SDK.
+            "lastUpdated": iso(m.updated or now), "timestamp": iso(now),
         }
 
     def _ev_order(self, o: _Order) -> Emitted:
@@ -839,9 +840,9 @@ class Engine:
         balance_changed = acct.balance != balance_before
 
         new = old + signed
-        if new == 0:
-            pass  # flat: the average of the closed position is reported once more below
-        elif old == 0 or (old > 0) != (new > 0):
+        # Reducing keeps the average (the difference was just realized); going flat keeps it too,
+        # so the closing position event still reports what was closed.
+        if new != 0 and (old == 0 or (old > 0) != (new > 0)):
             pos.avg = Fraction(price)  # opened, or reversed through zero
         elif abs(new) > abs(old):
             pos.avg = (pos.avg * abs(old) + Fraction(price) * order.size) / abs(new)

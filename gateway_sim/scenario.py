@@ -204,7 +204,10 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def loads_scenario(text: str, source: str = "<scenario>") -> Scenario:
     """Validate a scenario given as YAML text."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.YAMLError as exc:  # the reader rejects control characters before parsing starts
+        raise ScenarioError(f"{source}: not valid YAML: {exc}") from None
     try:
         doc = loader.get_single_data()
     except yaml.YAMLError as exc:
@@ -437,6 +440,10 @@ class _Parser:
         kind = kinds[0]
         ctx = _Ctx(self.source, f"step {index} ({kind}" + (f", line {line})" if line else ")"), index)
         optional = ["name", "label"] + (["expect_error"] if kind not in ("expect", "wait", "mark") else [])
+        for k in raw:
+            if k != kind and k not in optional and not _did_you_mean(k, optional):
+                # The usual cause is a field written beside the kind instead of under it.
+                raise ctx.error(k, f"unknown key beside {kind}: (allowed: {', '.join(optional)}); fields of {kind} go inside {kind}: {{...}}")
         ctx.fields(None, raw, required=(kind,), optional=optional)
 
         name = ctx.text("name", raw["name"], pattern=_IDENT, what="step name (letters, digits, _ or -)") if "name" in raw else None
@@ -1432,7 +1439,8 @@ class _Runner:
         if "balance" in a:
             balance = account.get("balance")
             ok &= _is_number(balance) and abs(float(balance) - a["balance"]) < 0.005
-            seen.append(f"balance {_num(float(balance)) if _is_number(balance) else balance!r}")
+            shown = _num(float(balance)) if _is_number(balance) else repr(balance)
+            seen.append(f"balance {shown}")
         return ok, " ".join(seen), {"account": account}
 
     def request_matches(self, a: Mapping[str, Any], record: dict[str, Any]) -> bool:

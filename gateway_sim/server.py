@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
-from gateway_sim import assumptions, contracts
+from gateway_sim import assumptions, contracts, protocol
 from gateway_sim.auth import TokenIssuer, bearer
 from gateway_sim.clock import SimClock, iso
 from gateway_sim.engine import Emitted, Engine, EngineError
@@ -404,6 +404,7 @@ class Simulator:
                 await asyncio.sleep(fault.delay_ms / 1000.0)
             else:
                 if fault.applied and fault.kind in ("5xx", "drop"):
+                    rec["applied"] = True
                     await self._api_call(request, spec, body, malformed, rec)
                 if fault.kind == "5xx":
                     return web.Response(status=fault.status, text="Internal Server Error")
@@ -792,7 +793,6 @@ class Simulator:
 
 
 def protocol_text(target: str, args: list[Any]) -> str:
-    from gateway_sim import protocol
     return protocol.encode(protocol.invocation(target, args))
 
 

@@ -75,6 +75,11 @@ class RulesChanged:
 
 
 @attrs.frozen
+class RulePids:
+    """Ask an AccountActor for its rule processes' pids (fault tests and diagnostics)."""
+
+
+@attrs.frozen
 class Notify:
     """AccountActor -> Notifier: something a person must hear about."""
 
@@ -480,6 +485,9 @@ class AccountActor(ActorTypeDispatcher):
             if name not in self.rules:
                 self._add_rule(spec)
         self._push_status(force=True)
+
+    def receiveMsg_RulePids(self, msg: RulePids, sender) -> None:
+        self.send(sender, {n: s.pid for n, s in self.rules.items() if s.ready})
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
         if self.db is not None and self.state is not None:

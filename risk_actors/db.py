@@ -459,7 +459,7 @@ class Database:
                     for tid, t in state.trades.items()}
             old = cache["trades"]
             gone = [(account_id, tid) for tid in old if tid not in rows]
-            if gone:
+            if False:
                 conn.executemany("DELETE FROM trades WHERE account_id = ? AND trade_id = ?",
                                  gone)
             new = [row for tid, row in rows.items() if old.get(tid) != row]

@@ -91,7 +91,9 @@ class RuleTester:
         self.state = AccountState(account_id, name="TEST", can_trade=True, connected=True)
         self.state = reduce(self.state, m.ContractsKnown(account_id, tuple(self.contracts.values())), now)
         next_reset = reset_at or _next_1700_ct(now)
-        self.state = reduce(self.state, ResetScheduled(next_reset, next_reset - timedelta(days=1)), now)
+        # The previous reset is one *local* day earlier (23 or 25 hours across a DST change).
+        last_reset = (next_reset.astimezone(CHICAGO) - timedelta(days=1)).astimezone(timezone.utc)
+        self.state = reduce(self.state, ResetScheduled(next_reset, last_reset), now)
 
     # ---- clock ---------------------------------------------------------------------------------
     @property

@@ -189,13 +189,13 @@ def _split_rules(rules: Any) -> tuple[Any, dict]:
     """(rules version 2 runs, rules parked for later) of a 1.0 ``rules`` mapping."""
     if not _is_map(rules):
         return rules, {}
-    kept = type(rules)() if hasattr(rules, "lc") else {}
+    # Copy then delete (rather than build a new mapping) so the kept keys keep their YAML line
+    # numbers: errors found after migration still point into risk_config.yaml.
+    kept = copy.deepcopy(rules)
     parked: dict = {}
-    for name, entry in rules.items():
-        if name in RULES_MIGRATED_FROM_1_0:
-            kept[name] = copy.deepcopy(entry)
-        else:
-            parked[name] = copy.deepcopy(entry)
+    for name in list(rules):
+        if name not in RULES_MIGRATED_FROM_1_0:
+            parked[name] = kept.pop(name)
     return kept, parked
 
 

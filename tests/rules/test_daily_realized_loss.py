@@ -300,6 +300,21 @@ def test_breach_on_dst_end_day_when_locked_then_expires_at_1700_cst():
     assert_flattened_and_locked(r, until=datetime(2026, 11, 1, 23, 0, tzinfo=timezone.utc))
 
 
+def test_trade_booked_after_reset_on_eve_of_dst_end_when_replayed_next_morning_then_counted():
+    # Arrange: Sunday 2026-11-01 10:00 CST; the last reset was Saturday 17:00 CDT (22:00 UTC)
+    t = make_tester(start=ct(2026, 11, 1, 10, 0))
+    booked = ct(2026, 10, 31, 17, 30)
+    snapshot = m.Reconciled(1, None, (), (), (
+        m.TradeEvent(1, 101, MNQ, booked, 21000.0, -300.0, 0.0, m.SIDE_SELL, 1),
+        m.TradeEvent(1, 102, MNQ, ct(2026, 10, 31, 16, 59), 21000.0, -900.0, 0.0, m.SIDE_SELL, 1)))
+    t.trade(-200)
+    # Act
+    r = t.send(snapshot)
+    # Assert: 17:30 belongs to today's trading day, 16:59 to the previous one
+    assert r.state.net_realized() == -500
+    assert_flattened_and_locked(r, until=ct(2026, 11, 1, 17, 0))
+
+
 # ---- fees (section 8) ----------------------------------------------------------------------------
 def test_fees_when_include_fees_true_then_fees_of_both_half_turns_push_figure_over_limit():
     # Arrange

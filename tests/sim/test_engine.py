@@ -589,6 +589,12 @@ class TestQuotesQueriesPersistence:
         assert (quote["open"], quote["high"], quote["change"]) == (6000.0, 6012.5, 12.5)
         assert engine.quote(ES) == quote
 
+    def test_quote_resent_later_has_a_fresh_timestamp_but_keeps_last_updated(self, engine, clock):
+        engine.set_price("ES", 6001)
+        clock.advance(5)
+        quote = engine.quote("ES")
+        assert quote["lastUpdated"] == iso(T0) and quote["timestamp"] == iso(T0 + timedelta(seconds=5))
+
     def test_emitted_unpacks_as_target_account_payload(self, engine, acct):
         target, account_id, payload = buy(engine, acct, 1)[0]
         assert (target, account_id, payload["status"]) == ("GatewayUserOrder", acct, OPEN)

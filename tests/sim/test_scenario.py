@@ -214,7 +214,7 @@ class FakeSim:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
         return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
@@ -308,7 +308,7 @@ def test_every_yaml_example_in_the_docs_is_valid_unless_marked_invalid():
         (doc("- cancel: {account: trader, order: entry}"), "order: must be an order id or the name of an earlier order step"),
         (doc("- cancel: {account: trader}"), "give either order"),
         (doc("- name: a\n  wait: {ms: 1}\n- name: a\n  wait: {ms: 1}"), "step 2 (wait, line 8): name: is already used by step 1"),
-        (doc("- wait: {ms: 1}\n  expect_error: true"), "expect_error: unknown key"),
+        (doc("- wait: {ms: 1}\n  expect_error: true"), "expect_error: unknown key beside wait:"),
         (doc("- wait: {ms: 1}\n  set_price: {contract: MNQ, price: 1}"), "has several step kinds (wait, set_price)"),
         ("name: t\naccounts:\n  trader: {canTrade: false}\nsteps:\n  - wait: {ms: 1}\n",
          "accounts: trader.canTrade: unknown key (did you mean 'can_trade'?)"),
@@ -316,7 +316,8 @@ def test_every_yaml_example_in_the_docs_is_valid_unless_marked_invalid():
         ("name: t\nsteps: []\n", "steps: must be a non-empty list of steps, got []"),
         ("steps:\n  - wait: {ms: 1}\n", "name: is required"),
         ("name: t\nname: u\nsteps:\n  - wait: {ms: 1}\n", "found duplicate key 'name' (first at line 1)"),
-        ("name: t\nsteps:\n  - wait: {ms: 1}\n    ms: 2\n", "not valid YAML"),
+        ("name: t\nsteps:\n  - wait: {ms: 1}\n    ms: 2\n", "step 1 (wait, line 3): ms: unknown key beside wait: (allowed: name, label); fields of wait go inside"),
+        ("name: t\nsteps:\n  - wait: {ms: 1\n", "bad.yaml: not valid YAML: while parsing a flow mapping"),
         ("- just\n- a list\n", "a scenario must be a mapping"),
         ("name: t\nsteps:\n  - wait: {ms: 1}\n  - 7\n", "step 2: a step must be a mapping"),
     ],

@@ -1,0 +1,147 @@
+"""The AccountActor pipeline on thespian's simpleSystemBase: broker event in, broker calls out.
+
+A scripted broker actor stands in for the GatewayActor (this tests one piece: the account's
+pipeline, rules, enforcer and SQLite journal together); end-to-end tests use the real SDK.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from thespian.actors import ActorSystem
+
+from risk_actors import messages as m
+from risk_actors.account import AccountActor, AccountInit, RuleSpec
+from risk_actors.db import Database
+from risk_actors.plugins import rule_path
+from risk_actors.testing import CONTRACTS
+from rules.daily_realized_loss import DailyRealizedLoss, Params as LossParams
+from rules.max_contracts import MaxContracts, Params as MaxParams
+from tests.integration.fakes import FakeBroker, GetCalls, SetBroker
+
+MNQ = CONTRACTS["MNQ"].contract_id
+ES = CONTRACTS["ES"].contract_id
+ACC = 7
+
+
+@pytest.fixture
+def system():
+    asys = ActorSystem("simpleSystemBase")
+    yield asys
+    asys.shutdown()
+
+
+def _start(asys, tmp_path, rules):
+    db = str(tmp_path / "riskd.sqlite")
+    Database(db).close()
+    broker = asys.createActor(FakeBroker)
+    acct = asys.createActor(AccountActor)
+    asys.tell(acct, AccountInit(ACC, "TEST", None, tuple(rules), db, gateway_address=broker))
+    asys.tell(acct, m.Inbound(ACC, 1, m.ContractsKnown(ACC, tuple(CONTRACTS.values())),
+                              datetime.now(timezone.utc)))
+    return acct, broker, db
+
+
+def _send(asys, acct, seq, event):
+    asys.tell(acct, m.Inbound(ACC, seq, event, datetime.now(timezone.utc)))
+
+
+def _ask(asys, address, msg, expected, timeout=5.0):
+    """ask(), skipping the status reports the account pushes to its parent (this test)."""
+    reply = asys.ask(address, msg, timeout)
+    while reply is not None and not isinstance(reply, expected):
+        reply = asys.listen(timeout)
+    return reply
+
+
+def _calls(asys, broker):
+    calls, positions, orders = _ask(asys, broker, GetCalls(), tuple)
+    return [(op, args) for op, args, _ in calls], positions, orders
+
+
+MAX5 = RuleSpec("max_contracts", rule_path(MaxContracts), "enforce", MaxParams(limit=5))
+LOSS500 = RuleSpec("daily_realized_loss", rule_path(DailyRealizedLoss), "enforce",
+                   LossParams(limit=-500.0, include_fees=False))
+
+
+def test_position_over_limit_when_reduce_mode_then_partial_close_of_excess(system, tmp_path):
+    acct, broker, _ = _start(system, tmp_path, [MAX5])
+    _ask(system, broker, SetBroker(positions={MNQ: 6}), bool)
+
+    _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 6, m.POSITION_LONG, 21000.0))
+
+    calls, positions, _ = _calls(system, broker)
+    assert ("partial_close", {"contract_id": MNQ, "size": 1}) in calls
+    assert positions == {MNQ: 5}
+    assert calls[-2:] == [("search_positions", {}), ("search_orders", {})]  # verified by read-back
+
+
+def test_realized_loss_at_limit_then_flatten_cancel_and_lock_until_reset(system, tmp_path):
+    acct, broker, db = _start(system, tmp_path, [LOSS500])
+    _ask(system, broker, SetBroker(positions={MNQ: 2, ES: -1}, orders={55: MNQ}), bool)
+    now = datetime.now(timezone.utc)
+    _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 2, m.POSITION_LONG, 21000.0))
+    _send(system, acct, 3, m.PositionEvent(ACC, ES, 1, m.POSITION_SHORT, 6000.0))
+    _send(system, acct, 4, m.OrderEvent(ACC, 55, MNQ, m.STATUS_OPEN, m.ORDER_LIMIT, m.SIDE_BUY, 1))
+
+    _send(system, acct, 5, m.TradeEvent(ACC, 100, MNQ, now, 21000.0, -300.0, 0.0, 1, 1))
+    _send(system, acct, 6, m.TradeEvent(ACC, 101, MNQ, now, 21000.0, -250.0, 0.0, 1, 1))
+
+    calls, positions, orders = _calls(system, broker)
+    assert ("close", {"contract_id": MNQ}) in calls and ("close", {"contract_id": ES}) in calls
+    assert ("cancel", {"order_id": 55}) in calls
+    assert positions == {} and orders == {}
+    state, _ = Database(db, migrate=False).load(ACC)
+    lock = next(lk for lk in state.lockouts if lk.rule == "daily_realized_loss")
+    assert lock.until_reset and lock.expires_at == state.next_reset_at
+    assert state.net_realized(include_fees=False) == -550.0
+
+
+def test_fill_while_locked_then_guard_closes_it_at_once(system, tmp_path):
+    acct, broker, _ = _start(system, tmp_path, [LOSS500])
+    now = datetime.now(timezone.utc)
+    _send(system, acct, 2, m.TradeEvent(ACC, 100, MNQ, now, 21000.0, -600.0, 0.0, 1, 1))
+    _ask(system, broker, SetBroker(positions={MNQ: 1}), bool)
+
+    _send(system, acct, 3, m.PositionEvent(ACC, MNQ, 1, m.POSITION_LONG, 21000.0))
+
+    calls, positions, _ = _calls(system, broker)
+    assert ("close", {"contract_id": MNQ}) in calls
+    assert positions == {}
+
+
+def test_restart_from_journal_keeps_lock_and_guard_flattens_reconciled_position(system, tmp_path):
+    acct, broker, db = _start(system, tmp_path, [LOSS500])
+    now = datetime.now(timezone.utc)
+    _send(system, acct, 2, m.TradeEvent(ACC, 100, MNQ, now, 21000.0, -600.0, 0.0, 1, 1))
+    _calls(system, broker)
+
+    # a second account actor on the same database = the daemon after a restart
+    broker2 = system.createActor(FakeBroker)
+    _ask(system, broker2, SetBroker(positions={ES: 2}), bool)
+    acct2 = system.createActor(AccountActor)
+    system.tell(acct2, AccountInit(ACC, "TEST", None, (LOSS500,), db, gateway_address=broker2))
+    recon = m.Reconciled(ACC, m.AccountEvent(ACC, "TEST", 50000.0, True),
+                         (m.PositionEvent(ACC, ES, 2, m.POSITION_LONG, 6000.0),), (), ())
+    system.tell(acct2, m.Inbound(ACC, 50, recon, datetime.now(timezone.utc)))
+
+    calls, positions, _ = _calls(system, broker2)
+    assert ("close", {"contract_id": ES}) in calls
+    assert positions == {}
+
+
+def test_enforcement_call_fails_once_then_retried_until_flat(system, tmp_path):
+    acct, broker, _ = _start(system, tmp_path, [MAX5])
+    _ask(system, broker, SetBroker(positions={MNQ: 8}, fail_ops=("partial_close",)), bool)
+
+    _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 8, m.POSITION_LONG, 21000.0))
+    import time
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        calls, positions, _ = _calls(system, broker)
+        if positions == {MNQ: 5}:
+            break
+        time.sleep(0.05)
+    assert positions == {MNQ: 5}
+    assert [op for op, _ in calls].count("partial_close") == 2
