@@ -210,12 +210,16 @@ class ControlClient:
         path: str,
         kind: str,
         count: int = 1,
-        retry_after: float | None = None,
+        retry_after: int | None = None,
         delay_ms: int | None = None,
+        status: int | None = None,
+        applied: bool | None = None,
     ) -> Any:
+        """Arm a fault: the next ``count`` calls to ``path`` (or hub events) fail as ``kind`` says."""
         return self._post(
             "/sim/faults",
-            {"path": path, "kind": kind, "count": count, "retryAfter": retry_after, "delayMs": delay_ms},
+            {"path": path, "kind": kind, "count": count, "retryAfter": retry_after, "delayMs": delay_ms,
+             "status": status, "applied": applied},
         )
 
     def faults(self) -> Any:
@@ -224,11 +228,13 @@ class ControlClient:
     def clear_faults(self) -> Any:
         return self.request("DELETE", "/sim/faults")
 
-    def drop(self, hub: str = "all") -> Any:
-        return self._post("/sim/drop", {"hub": hub})
+    def drop(self, hub: str = "all", mode: str | None = None) -> Any:
+        """Close hub sockets now; ``mode`` close|abort|error picks how (server default close)."""
+        return self._post("/sim/drop", {"hub": hub, "mode": mode})
 
-    def logout(self) -> Any:
-        return self._post("/sim/logout")
+    def logout(self, hub: str | None = None, expire_tokens: bool | None = None) -> Any:
+        """Send GatewayLogout on the hub(s) and close them; optionally invalidate issued tokens."""
+        return self._post("/sim/logout", {"hub": hub, "expireTokens": expire_tokens})
 
     def tokens(self, expires_in: float | None = None, expire_all: bool | None = None) -> Any:
         return self._post("/sim/tokens", {"expiresIn": expires_in, "expireAll": expire_all})

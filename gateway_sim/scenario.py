@@ -51,6 +51,10 @@ POLL_S = 0.05
 # Request records are appended by the server as requests arrive; give a record written just
 # before the window closed time to be readable before declaring it absent.
 LOG_GRACE_S = 0.1
+# After a price path's last scheduled price, let the simulator's timer fire before going on.
+PATH_SETTLE_S = 0.05
+# Same default as the rest of gateway-sim's commands (cli.DEFAULT_URL; not imported: cli imports us).
+DEFAULT_URL = "http://127.0.0.1:8931"
 
 ACTION_KINDS = (
     "create_account",
@@ -78,7 +82,9 @@ ORDER_TYPE_CODES = {"limit": 1, "market": 2, "stoplimit": 3, "stop": 4, "trailin
 SIDES = ("buy", "sell")
 SIDE_CODES = {"buy": 0, "sell": 1}
 FAULT_KINDS = ("5xx", "429", "401", "slow", "drop", "logout")
+HUB_TARGETS = ("hub:user", "hub:market", "hub:all")
 HUBS = ("user", "market", "all")
+DROP_MODES = ("close", "abort", "error")
 OPEN_ORDER_STATUSES = (1, 6)  # Open, Pending
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
@@ -609,28 +615,29 @@ class _Parser:
         return {"ms": ctx.ms("ms", body["ms"])}
 
     def step_fault(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
-        body = ctx.fields(None, raw, required=("path", "kind"), optional=("count", "retry_after", "delay_ms"))
+        body = ctx.fields(None, raw, required=("path", "kind"), optional=("count", "retry_after", "delay_ms", "status", "applied"))
         kind = body["kind"]
         if isinstance(kind, int) and not isinstance(kind, bool):
             kind = str(kind)  # `kind: 429` unquoted is a YAML int
         kind = ctx.choice("kind", kind, FAULT_KINDS)
         path = ctx.text("path", body["path"], what="path")
-        if kind in ("drop", "logout"):
-            if path not in ("hub:user", "hub:market"):
-                raise ctx.error("path", f"a {kind} fault targets a hub: hub:user or hub:market", path)
-        elif not path.startswith("/api/"):
-            raise ctx.error("path", f"a {kind} fault targets a REST path such as /api/Position/closeContract", path)
+        hub = path.startswith("hub:")
+        if hub and path not in HUB_TARGETS:
+            raise ctx.error("path", f"a hub fault targets one of {', '.join(HUB_TARGETS)}", path)
+        if not hub and path != "*" and not path.startswith("/api/"):
+            raise ctx.error("path", "must be a REST path such as /api/Position/closeContract, * (every REST path) or hub:user|hub:market|hub:all", path)
+        if kind == "logout" and not hub:
+            raise ctx.error("kind", "logout applies to a hub (hub:user, hub:market, hub:all)", kind)
         args: dict[str, Any] = {"path": path, "kind": kind, "count": ctx.integer("count", body.get("count", 1), lo=1, hi=100_000)}
-        if "retry_after" in body:
-            if kind != "429":
-                raise ctx.error("retry_after", "applies only to kind 429", body["retry_after"])
-            args["retry_after"] = ctx.number("retry_after", body["retry_after"], lo=0, hi=3600)
-        if "delay_ms" in body:
-            if kind != "slow":
-                raise ctx.error("delay_ms", "applies only to kind slow", body["delay_ms"])
-            args["delay_ms"] = ctx.integer("delay_ms", body["delay_ms"], lo=0, hi=MAX_MS)
-        elif kind == "slow":
-            raise ctx.error("delay_ms", "is required for kind slow")
+        for key, only, lo, hi in (("retry_after", "429", 0, 3600), ("delay_ms", "slow", 0, MAX_MS), ("status", "5xx", 500, 599)):
+            if key in body:
+                if kind != only:
+                    raise ctx.error(key, f"applies only to kind {only}", body[key])
+                args[key] = ctx.integer(key, body[key], lo=lo, hi=hi)
+        if "applied" in body:
+            if kind not in ("5xx", "drop") or hub:
+                raise ctx.error("applied", "applies only to 5xx and drop faults on REST paths", body["applied"])
+            args["applied"] = ctx.boolean("applied", body["applied"])
         return args
 
     def step_clear_faults(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
@@ -638,12 +645,18 @@ class _Parser:
         return {}
 
     def step_drop(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
-        body = ctx.fields(None, raw, optional=("hub",), allow_null=True)
-        return {"hub": ctx.choice("hub", body["hub"], HUBS) if "hub" in body else "all"}
+        body = ctx.fields(None, raw, optional=("hub", "mode"), allow_null=True)
+        args = {"hub": ctx.choice("hub", body["hub"], HUBS) if "hub" in body else "all"}
+        if "mode" in body:
+            args["mode"] = ctx.choice("mode", body["mode"], DROP_MODES)
+        return args
 
     def step_logout(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
-        ctx.fields(None, raw, allow_null=True)
-        return {}
+        body = ctx.fields(None, raw, optional=("hub", "expire_tokens"), allow_null=True)
+        args: dict[str, Any] = {"hub": ctx.choice("hub", body["hub"], HUBS) if "hub" in body else "all"}
+        if "expire_tokens" in body:
+            args["expire_tokens"] = ctx.boolean("expire_tokens", body["expire_tokens"])
+        return args
 
     def step_tokens(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
         body = ctx.fields(None, raw, optional=("expires_in", "expire_all"))
@@ -762,7 +775,7 @@ class _Parser:
         return args
 
     def expect_request(self, ctx: _Ctx, raw: Any, what: str = "request") -> dict[str, Any]:
-        optional = ["account", "contract", "body", "status"] + (["count"] if what == "request" else [])
+        optional = ["account", "contract", "body", "status", "success"] + (["count"] if what == "request" else [])
         body = ctx.fields(what, raw, required=("path",), optional=optional)
         paths = body["path"]
         if isinstance(paths, str):
@@ -782,6 +795,8 @@ class _Parser:
             args["body"] = ctx.mapping(f"{what}.body", body["body"])
         if "status" in body:
             args["status"] = ctx.integer(f"{what}.status", body["status"], lo=100, hi=599)
+        if "success" in body:
+            args["success"] = ctx.boolean(f"{what}.success", body["success"])
         if "count" in body:
             args["count"] = ctx.integer(f"{what}.count", body["count"], lo=1, hi=100_000)
         return args
@@ -890,14 +905,15 @@ def _title(step: Step) -> str:
     if k == "wait":
         return f"wait {_num(a['ms'])} ms"
     if k == "fault":
-        extra = "".join(f" {f} {_num(a[f])}" for f in ("retry_after", "delay_ms") if f in a)
+        extra = "".join(f" {f} {str(a[f]).lower()}" for f in ("retry_after", "delay_ms", "status", "applied") if f in a)
         return f"fault {a['kind']} on {a['path']} x{a['count']}{extra}"
     if k == "clear_faults":
         return "clear faults"
     if k == "drop":
-        return f"drop {a['hub']} hub" + ("s" if a["hub"] == "all" else "")
+        return f"drop {a['hub']} hub" + ("s" if a["hub"] == "all" else "") + (f" ({a['mode']})" if "mode" in a else "")
     if k == "logout":
-        return "logout (GatewayLogout)"
+        extra = " and expire tokens" if a.get("expire_tokens") else " keeping tokens" if a.get("expire_tokens") is False else ""
+        return f"logout (GatewayLogout) on {a['hub']} hub" + ("s" if a["hub"] == "all" else "") + extra
     if k == "tokens":
         return "tokens " + " ".join(f"{f} {str(v).lower() if isinstance(v, bool) else _num(v)}" for f, v in a.items())
     if k == "config":
@@ -926,6 +942,8 @@ def _expect_title(a: Mapping[str, Any]) -> str:
         filters += " " + json.dumps(a["body"], separators=(",", ":"), default=str)
     if "status" in a:
         filters += f" status {a['status']}"
+    if "success" in a:
+        filters += f" success {str(a['success']).lower()}"
     if what == "request":
         count = f" x{a['count']}" if "count" in a else ""
         return f"expect request {path}{filters}{count} within {_num(a['within_ms'])} ms of {_anchor_text(a['after_step'])}"
@@ -987,11 +1005,14 @@ class ScenarioResult:
 
     def summary(self) -> str:
         expects = self.expectations
-        failed = sum(1 for r in expects if r.status == "failed")
+        held = sum(1 for r in expects if r.status == "ok")
         errors = sum(1 for r in self.setup + self.steps if r.status == "error")
-        parts = [f"{len(self.steps)} steps", f"{len(expects) - failed}/{len(expects)} expectations held"]
+        skipped = sum(1 for r in self.steps if r.status == "skipped")
+        parts = [f"{len(self.steps)} steps", f"{held}/{len(expects)} expectations held"]
         if errors:
             parts.append(f"{errors} error{'s' if errors > 1 else ''}")
+        if skipped:
+            parts.append(f"{skipped} skipped")
         verdict = "PASSED" if self.passed else "FAILED"
         return f"{verdict} {self.name}: {', '.join(parts)} in {self.duration_ms / 1000:.2f} s"
 
@@ -1284,7 +1305,8 @@ class _Runner:
         interval = a["interval_ms"]
         self.client.price_path(a["contract"], a["prices"], int(interval) if interval.is_integer() else interval)
         if a["wait"]:
-            time.sleep(len(a["prices"]) * a["interval_ms"] / 1000)
+            # The first price is set at once, each later one an interval after the previous.
+            time.sleep((len(a["prices"]) - 1) * a["interval_ms"] / 1000 + PATH_SETTLE_S)
         return ""
 
     def do_order(self, step: Step) -> str:
@@ -1345,7 +1367,7 @@ class _Runner:
 
     def do_fault(self, step: Step) -> str:
         a = step.args
-        self.client.add_fault(a["path"], a["kind"], a["count"], a.get("retry_after"), a.get("delay_ms"))
+        self.client.add_fault(a["path"], a["kind"], a["count"], a.get("retry_after"), a.get("delay_ms"), a.get("status"), a.get("applied"))
         return ""
 
     def do_clear_faults(self, step: Step) -> str:
@@ -1353,12 +1375,12 @@ class _Runner:
         return ""
 
     def do_drop(self, step: Step) -> str:
-        self.client.drop(step.args["hub"])
-        return ""
+        answer = self.client.drop(step.args["hub"], step.args.get("mode"))
+        return f"{answer['dropped']} socket(s)" if isinstance(answer, dict) and "dropped" in answer else ""
 
     def do_logout(self, step: Step) -> str:
-        self.client.logout()
-        return ""
+        answer = self.client.logout(step.args["hub"], step.args.get("expire_tokens"))
+        return f"{answer['loggedOut']} socket(s)" if isinstance(answer, dict) and "loggedOut" in answer else ""
 
     def do_tokens(self, step: Step) -> str:
         self.client.tokens(step.args.get("expires_in"), step.args.get("expire_all"))
@@ -1452,6 +1474,9 @@ class _Runner:
         if "contract" in a and not self.contract_matches(a["contract"], record.get("contractId")):
             return False
         if "status" in a and record.get("status") != a["status"]:
+            return False
+        # The gateway answers a refused call with HTTP 200 and success false: status alone cannot tell.
+        if "success" in a and record.get("success") is not a["success"]:
             return False
         if "body" in a and not _subset(a["body"], record.get("body")):
             return False
@@ -1550,6 +1575,8 @@ def _describe_request(record: dict[str, Any], t0: float) -> str:
             parts.append(json.dumps(extra, separators=(",", ":"), default=str)[:120])
     if record.get("status") is not None:
         parts.append(f"-> {record['status']}")
+    if record.get("success") is False:
+        parts.append(f"success false (errorCode {record.get('errorCode')})")
     return " ".join(parts) + f" at +{(float(record['t']) - t0) * 1000:.0f} ms"
 
 
@@ -1616,7 +1643,7 @@ def run_scenario(
 
 @click.command("scenario")
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--url", envvar="GATEWAY_SIM_URL", help="Simulator base URL, e.g. http://127.0.0.1:8765 (env GATEWAY_SIM_URL).")
+@click.option("--url", envvar="GATEWAY_SIM_URL", default=DEFAULT_URL, show_default=True, help="Simulator base URL (env GATEWAY_SIM_URL).")
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout instead of progress lines.")
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop a scenario at its first failed expectation.")
@@ -1626,8 +1653,8 @@ def scenario(files: tuple[str, ...], url: str | None, quiet: bool, as_json: bool
 
     Each step is performed through the simulator's /sim control API (preceded by a mark in the
     simulator log); each `expect` polls until it holds or its deadline passes. Exit status: 0 when
-    every expectation held, 1 when one failed or a step errored, 2 when a file is invalid.
-    The format is described in docs/scenarios.md.
+    every expectation held, 1 when one failed or a step errored, 2 when nothing could be run (an
+    invalid file, no simulator at --url). The format is described in docs/scenarios.md.
     """
     try:
         loaded = [load_scenario(f) for f in files]
@@ -1641,12 +1668,17 @@ def scenario(files: tuple[str, ...], url: str | None, quiet: bool, as_json: bool
         else:
             click.echo(json.dumps({"valid": True, "scenarios": [{"file": sc.source, "name": sc.name, "steps": len(sc.steps)} for sc in loaded]}))
         return
-    if not url:
-        raise click.UsageError("--url is required (or set GATEWAY_SIM_URL)")
     try:
         client = ControlClient(url)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--url") from None
+    try:
+        client.clock()
+    except ControlUnavailable as exc:
+        click.echo(f"gateway-sim scenario: {exc.message}", err=True)
+        sys.exit(2)
+    except ControlError:
+        pass  # answering at all is enough here; a broken clock shows up in the steps that need it
     reporter = Reporter() if as_json else ConsoleReporter(quiet=quiet)
     results = [run_scenario(sc, url, reporter=reporter, fail_fast=fail_fast, client=client) for sc in loaded]
     passed = all(r.passed for r in results)

@@ -230,6 +230,7 @@ class AccountActor(ActorTypeDispatcher):
 
     def _process(self, event: Any, seq: int) -> None:
         now = self.clock.now()
+        self._reset_if_due(now)  # a lock decided now must not expire at a reset already past
         before = self.state
         after = self._apply(event, now, seq=seq)
         guard = lockout_guard(event, before, after, now)
@@ -356,12 +357,16 @@ class AccountActor(ActorTypeDispatcher):
         elif payload[0] == "sweep" and payload[1] == self.sweep_gen:
             self._sweep(self.clock.now())
 
-    def _sweep(self, now: datetime) -> None:
+    def _reset_if_due(self, now: datetime) -> None:
         state = self.state
         if state.next_reset_at is not None and now >= state.next_reset_at:
             logger.info("account {}: daily reset", self.init.account_id)
             self._apply(DailyReset(state.next_reset_at, self._next_reset(now)), now)
             self._audit("daily_reset", None, {"at": state.next_reset_at.isoformat()})
+            self._push_status(force=True)
+
+    def _sweep(self, now: datetime) -> None:
+        self._reset_if_due(now)
         self.sweep_gen += 1
         before = self.state
         self._apply(m.Tick(self.init.account_id), now)  # drops expired locks

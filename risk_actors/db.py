@@ -459,7 +459,7 @@ class Database:
                     for tid, t in state.trades.items()}
             old = cache["trades"]
             gone = [(account_id, tid) for tid in old if tid not in rows]
-            if False:
+            if gone:
                 conn.executemany("DELETE FROM trades WHERE account_id = ? AND trade_id = ?",
                                  gone)
             new = [row for tid, row in rows.items() if old.get(tid) != row]
@@ -467,7 +467,7 @@ class Database:
                 conn.executemany("INSERT OR REPLACE INTO trades VALUES "
                                  "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
             cache["trades"] = rows
-        if trades_changed or state.last_reset_at != cache["reset"]:
+        if trades_changed:
             pnl = (iso(state.last_reset_at) or "", state.realized_pnl, state.fees_total,
                    state.net_realized(True),
                    sum(1 for t in state.trades.values() if not t.voided))

@@ -60,9 +60,11 @@ def _from_package(found: dict[str, type[Rule]], errors: list[str], package: str 
             if issubclass(obj, Rule) and obj is not Rule and obj.__module__ == module.__name__ \
                     and not inspect.isabstract(obj):
                 try:
-                    found.setdefault(obj.name, _check(obj, module.__name__))
+                    cls = _check(obj, module.__name__)
                 except PluginError as exc:
                     errors.append(str(exc))
+                    continue
+                found.setdefault(cls.name, cls)
 
 
 def discover(include_package: bool = True) -> tuple[Mapping[str, type[Rule]], list[str]]:

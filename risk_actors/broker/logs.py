@@ -34,7 +34,9 @@ __all__ = ["LogRecord", "scrub", "ScrubFilter", "install", "bind_thread", "unbin
 SDK_LOGGERS = ("project_x_py", "pysignalr", "websockets", "httpx", "httpcore", "hpack", "h2",
                "aiohttp", "asyncio")
 # Per-transport floor: httpx logs every request at INFO, websockets/hpack are chatty at DEBUG.
-_FLOORS = {"httpx": logging.WARNING, "httpcore": logging.WARNING, "hpack": logging.WARNING,
+# pysignalr narrates every state change and handshake at INFO; the session reports link changes
+# itself (ConnectionChanged + its own log lines).
+_FLOORS = {"pysignalr": logging.WARNING, "httpx": logging.WARNING, "httpcore": logging.WARNING, "hpack": logging.WARNING,
            "h2": logging.WARNING, "websockets": logging.WARNING, "aiohttp": logging.WARNING}
 
 _PATTERNS = [

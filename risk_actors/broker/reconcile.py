@@ -21,10 +21,18 @@ __all__ = ["rows", "build_reconciled", "contract_ids", "quote_contracts", "find_
 
 
 def rows(body: Any, key: str, what: str) -> list[Any]:
-    """The list under ``key`` of a gateway response body (``{"success": true, key: [...]}``)."""
+    """The list under ``key`` of a gateway response body (``{"success": true, key: [...]}``).
+
+    ``body`` None (not requested) gives no rows. A body without ``key`` is an error, not an
+    empty list: "no positions key" must never read as "flat".
+    """
+    if body is None:
+        return []  # that part of the snapshot was not asked for
     if not isinstance(body, Mapping):
         raise parse.PayloadError(what, "<body>", body, "expected a JSON object")
-    value = body.get(key, parse.MISSING)
+    if key not in body:
+        raise parse.PayloadError(what, key, parse.MISSING, "missing from the answer")
+    value = body[key]
     if value is None:
         return []
     if not isinstance(value, list):

@@ -47,6 +47,7 @@ TOPSTEPX_URLS = {
     "market_hub_url": "https://rtc.topstepx.com/hubs/market",
 }
 LEGACY_KEY = "legacy_1_0"
+_ACCOUNT_ORDER = ("id", "name", "enabled", "description", "overrides")
 
 
 class MigrationError(ValueError):
@@ -238,10 +239,14 @@ def _account_from_1_0(entry: Any, index: int, ctx: MigrationContext) -> tuple[An
                 acc["overrides"] = new_ov
         else:
             acc["overrides"] = overrides  # passed through: validation reports it
-    for key in [k for k in acc if k not in ("id", "name", "enabled", "description", "overrides")]:
+    for key in [k for k in acc if k not in _ACCOUNT_ORDER]:
         parked[key] = acc.pop(key)
         ctx.warnings.append(f"accounts.yaml: account {label}: key {key!r} kept under "
                             f"{LEGACY_KEY}.accounts (version 2 has no such setting)")
+    # Keys in the documented order (id, name first) so the written file reads naturally.
+    for key in _ACCOUNT_ORDER:
+        if key in acc:
+            acc[key] = acc.pop(key)
     return acc, ({**ident, **parked} if parked else {})
 
 

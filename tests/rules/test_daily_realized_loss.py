@@ -434,11 +434,9 @@ def test_net_basis_when_closing_trade_books_loss_past_limit_then_breach():
     # Act: closed lower than the last quote (slippage): books -360 -> realized -510
     trade = t.trade(-360, size=2, price=20910.0)
     flat = t.position("MNQ", 0)
-    # Assert: the loss is caught once the position update settles the figure
-    fired = [r for r in (trade, flat) if r.broker_actions]
-    assert fired and fired[0].broker_actions == (m.FlattenAccount(),)
-    assert flat.state.account_locked(flat.now)
-    assert flat.lock_expiry == ct(2026, 11, 24, 17, 0)
+    # Assert: -510 even with the closed lots gone from the position -> breach on the trade
+    assert_flattened_and_locked(trade, until=ct(2026, 11, 24, 17, 0))
+    assert flat.broker_actions == () and flat.state.account_locked(flat.now)
 
 
 def test_net_basis_when_position_update_settles_the_loss_then_breach_on_position_event():

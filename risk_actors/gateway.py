@@ -1,0 +1,224 @@
+"""``GatewayActor``: one account's broker bridge inside the actor tree.
+
+Started by its AccountActor, which sends :class:`GatewayStart`. The actor then owns a
+:class:`~risk_actors.broker.session.BrokerSession` (project-x-py on a background asyncio
+thread) and:
+
+* forwards every broker event as ``Inbound(account_id, seq, event, received_at)`` to the parent,
+  ``seq`` increasing by one per event (the first event gets ``GatewayStart.start_seq``);
+* executes ``BrokerCall``s from any sender and answers that sender with the ``BrokerReply``;
+* emits on this (the actor's) thread the log records the SDK thread produced.
+
+Guard rails (DESIGN.md sections 2 and 9):
+
+* thespian resets the fd watch after *every* message, so :meth:`GatewayActor.receiveMessage`
+  returns ``ThespianWatch([session fd])`` on every path, exceptions included; a ``wakeupAfter``
+  heartbeat drains the session as a backstop should a watch ever be lost;
+* SDK-thread log records travel through the session's socketpair, never through thespian's
+  logging from that thread;
+* the actor creates no children (fork after threads can deadlock);
+* the SDK is imported lazily, in the actor's own process, when the session is built: modules that
+  only build a ``GatewayStart`` do not pay for it.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+from loguru import logger
+from thespian.actors import (ActorExitRequest, ActorTypeDispatcher, PoisonMessage,
+                             ThespianWatch, WakeupMessage, WatchMessage)
+
+from risk_actors import messages as m
+from risk_actors.broker.settings import BrokerSettings
+
+__all__ = ["GatewayStart", "GatewayActor", "HEARTBEAT"]
+
+# Backstop drain interval: bounds the damage of a lost watch, costs one message a second.
+HEARTBEAT = timedelta(seconds=1.0)
+# A session thread that died is rebuilt after this long (it never should; see session.py).
+RESTART_AFTER = timedelta(seconds=2.0)
+
+
+@attrs.frozen
+class GatewayStart:
+    """AccountActor -> GatewayActor: start the broker session of one account.
+
+    ``start_seq`` is the sequence number of the first event this actor will send (the parent's
+    last seen seq + 1; 1 for a fresh account). ``reset_boundary``: start of the current trading
+    day; reconciles fetch trades since then (move it with ``BrokerCall(op="set_reset_boundary",
+    args={"at": dt})``).
+    """
+
+    account_id: int
+    account_name: str
+    settings: BrokerSettings
+    reset_boundary: datetime
+    start_seq: int = 1
+
+
+@attrs.frozen
+class _Heartbeat:
+    """Payload of the backstop wake-up (a generation lets stale timers be ignored)."""
+
+    generation: int
+
+
+class GatewayActor(ActorTypeDispatcher):
+    """Broker bridge of one account (see the module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._start: GatewayStart | None = None
+        self._parent: Any = None
+        self._session: Any = None
+        self._seq = 0
+        self._pending: dict[str, collections.deque[Any]] = {}
+        self._generation = 0
+        self._restart_due: float | None = None
+        self._exiting = False
+
+    # ------------------------------------------------------------------ dispatch
+    def receiveMessage(self, message: Any, sender: Any) -> Any:
+        """Dispatch, then hand thespian the watch: on every path, errors included."""
+        try:
+            super().receiveMessage(message, sender)
+        except Exception:
+            # Swallowed on purpose: a re-raise would make thespian retry the message and then
+            # reset the watch; the broker link matters more than one bad message.
+            logger.exception("GatewayActor: error handling {}", type(message).__name__)
+        try:
+            self._pump()
+        except Exception:
+            logger.exception("GatewayActor: error draining the broker session")
+        return self._watch()
+
+    def _watch(self) -> ThespianWatch | None:
+        s = self._session
+        if s is None or self._exiting:
+            return None
+        try:
+            return ThespianWatch([s.fileno()])
+        except (OSError, ValueError):  # socket already closed
+            return None
+
+    # ------------------------------------------------------------------ handlers
+    def receiveMsg_GatewayStart(self, msg: GatewayStart, sender: Any) -> None:
+        if self._start is not None:
+            if msg != self._start:
+                logger.error("GatewayActor {}: second GatewayStart ignored", self._start.account_id)
+            return
+        self._start = msg
+        self._parent = sender
+        self._seq = msg.start_seq - 1
+        self._open_session()
+        self._schedule_heartbeat()
+
+    def receiveMsg_BrokerCall(self, call: m.BrokerCall, sender: Any) -> None:
+        if self._session is None or self._start is None:
+            self.send(sender, m.BrokerReply(call.account_id, call.call_id, call.op, False,
+                                            error="gateway not started"))
+            return
+        if call.op == "set_reset_boundary" and "at" in call.args:
+            # Remember it for a rebuilt session too.
+            try:
+                self._start = attrs.evolve(self._start, reset_boundary=call.args["at"])
+            except Exception:
+                pass
+        self._pending.setdefault(call.call_id, collections.deque()).append(sender)
+        self._session.submit(call)
+
+    def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
+        pass  # receiveMessage drains after every message
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
+        if not isinstance(msg.payload, _Heartbeat) or msg.payload.generation != self._generation:
+            return
+        try:
+            self._check_session()
+        finally:
+            self._schedule_heartbeat()
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender: Any) -> None:
+        self._exiting = True
+        self._close_session()
+
+    def receiveMsg_PoisonMessage(self, msg: PoisonMessage, sender: Any) -> None:
+        logger.error("GatewayActor: a message it sent crashed its receiver: {}",
+                     type(msg.poisonMessage).__name__)
+
+    def receiveUnrecognizedMessage(self, msg: Any, sender: Any) -> None:
+        logger.warning("GatewayActor: unexpected message {}", type(msg).__name__)
+
+    # ------------------------------------------------------------------ session
+    def _open_session(self) -> None:
+        from risk_actors.broker.session import BrokerSession  # lazy: imports the SDK
+
+        st = self._start
+        assert st is not None
+        self._session = BrokerSession(st.account_id, st.account_name, st.settings,
+                                      st.reset_boundary)
+        self._session.start()
+
+    def _close_session(self) -> None:
+        s, self._session = self._session, None
+        if s is None:
+            return
+        try:
+            s.stop()
+        finally:
+            self._forward(s.drain())  # the last items (ConnectionChanged down) still count
+
+    def _check_session(self) -> None:
+        """Heartbeat: rebuild a session whose thread died (belt and braces)."""
+        s = self._session
+        if s is None or self._exiting or s.running:
+            self._restart_due = None
+            return
+        now = time.monotonic()
+        if self._restart_due is None:
+            logger.error("GatewayActor {}: broker session thread ended; restarting",
+                         self._start.account_id if self._start else "?")
+            self._restart_due = now + RESTART_AFTER.total_seconds()
+        elif now >= self._restart_due:
+            self._restart_due = None
+            self._close_session()
+            self._open_session()
+
+    def _schedule_heartbeat(self) -> None:
+        self._generation += 1
+        self.wakeupAfter(HEARTBEAT, payload=_Heartbeat(self._generation))
+
+    # ------------------------------------------------------------------ pumping
+    def _pump(self) -> None:
+        s = self._session
+        if s is not None:
+            self._forward(s.drain())
+
+    def _forward(self, items: list[Any]) -> None:
+        from risk_actors.broker import logs
+        from risk_actors.broker.session import Received
+
+        st = self._start
+        for item in items:
+            if isinstance(item, Received):
+                self._seq += 1
+                self.send(self._parent, m.Inbound(st.account_id, self._seq, item.event,
+                                                  item.received_at))
+            elif isinstance(item, m.BrokerReply):
+                senders = self._pending.get(item.call_id)
+                if not senders:
+                    logger.error("GatewayActor: reply {} for an unknown call", item.call_id)
+                    continue
+                target = senders.popleft()
+                if not senders:
+                    del self._pending[item.call_id]
+                self.send(target, item)
+            elif isinstance(item, logs.LogRecord):
+                logs.emit_to_loguru(item)
+            else:
+                logger.warning("GatewayActor: unexpected session item {!r}", item)
