@@ -103,7 +103,7 @@ ACCEPT_ANY_CREDENTIALS = True
 MALFORMED_JSON_STATUS = 400
 # A bad or expired bearer: HTTP 401, empty body, ``WWW-Authenticate: Bearer`` (ASP.NET Core).
 # ``/api/Status/ping`` and ``/api/Auth/loginKey`` need no bearer.
-PUBLIC_PATHS = frozenset({"/api/Status/ping", "/api/Auth/loginKey", "/api/Auth/loginApp"})
+PUBLIC_PATHS = frozenset({"/api/Status/ping", "/api/Auth/loginKey"})
 # errorCode used when the simulator itself rejects a request before the engine sees it (missing
 # or wrong-typed field, unknown account). The gateway's per-endpoint error enums are not
 # published consistently; these follow the names seen in its Swagger (AccountNotFound = 1 on the

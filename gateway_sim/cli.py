@@ -2,7 +2,7 @@
 
 Every command except ``serve`` talks to a running simulator through its ``/sim`` control API
 (``--url``, default $GATEWAY_SIM_URL or http://127.0.0.1:8931). User errors print one line
-naming the bad value and exit 1; a simulator that is not running exits 2.
+naming the bad value and exit 1; usage errors exit 2 (click); no simulator answering exits 3.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from gateway_sim import assumptions
+from gateway_sim import assumptions, contracts
 from gateway_sim.control_client import ControlClient, ControlError, ControlUnavailable
 
 DEFAULT_PORT = 8931
@@ -62,7 +62,7 @@ class _Sim:
             try:
                 return method(*args, **kwargs)
             except ControlUnavailable as exc:
-                _fail(f"{exc.message}", 2)
+                _fail(f"{exc.message}", 3)
             except ControlError as exc:
                 _fail(exc.message)
         return call
@@ -114,9 +114,14 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
+def _root(contract_id: str) -> str:
+    c = contracts.find(contract_id)
+    return c.root if c is not None else str(contract_id)
+
+
 def _describe_position(p: dict[str, Any]) -> str:
     side = {1: "long", 2: "short"}.get(p.get("type"), "?")
-    return f"{_short(p['contractId'])}  {side} {p['size']} @ {_price(p['averagePrice'])}"
+    return f"{side} {p['size']} {_root(p['contractId'])} @ {_price(p['averagePrice'])}  ({p['contractId']})"
 
 
 def _describe_order(o: dict[str, Any]) -> str:
@@ -160,25 +165,29 @@ def main() -> None:
 @click.option("--quote-interval-ms", default=assumptions.QUOTE_INTERVAL_MS_DEFAULT, show_default=True, type=click.IntRange(0), help="Re-send the last quote of every subscribed contract this often (0: only on price changes). The SDK reconnects after 30 s without market data.")
 @click.option("--pnl-includes-fees/--pnl-excludes-fees", default=assumptions.PNL_INCLUDES_FEES_DEFAULT, show_default=True, help="Whether a closing trade's profitAndLoss has the fees taken off.")
 @click.option("--token-lifetime", type=click.FloatRange(min=1, min_open=False), default=None, help="Lifetime of issued tokens in seconds (default 24 h).")
+@click.option("--log-capacity", default=200_000, show_default=True, type=click.IntRange(min=1000), help="Records kept by GET /sim/log (oldest dropped; about 1.2 kB each).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True, help="Simulator log level (stderr). Tokens and query strings are never logged.")
 def serve(host: str, port: int, state_file: str | None, wrap_events: bool, quote_interval_ms: int,
-          pnl_includes_fees: bool, token_lifetime: float | None, log_level: str) -> None:
+          pnl_includes_fees: bool, token_lifetime: float | None, log_capacity: int, log_level: str) -> None:
     """Run the simulator: REST under /api, SignalR hubs under /hubs, control API under /sim.
 
     Prints `gateway-sim listening on http://HOST:PORT` on stdout once it accepts connections;
     Ctrl-C (or SIGTERM) stops it and, with --state, saves the state.
     """
+    from gateway_sim.recorder import Recorder
     from gateway_sim.server import Simulator, serve as run_server
 
     logging.basicConfig(level=log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        if not ipaddress.ip_address(host).is_loopback:
-            click.echo(f"gateway-sim: warning: listening on {host}, not loopback; the control API has no authentication", err=True)
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
-        _fail(f"--host {host!r} is not an IP address (use 127.0.0.1)")
+        loopback = False
+    if not loopback:
+        click.echo(f"gateway-sim: warning: listening on {host}, not loopback; the control API has no authentication", err=True)
     sim = Simulator(wrap_events=wrap_events, quote_interval_ms=quote_interval_ms,
-                    pnl_includes_fees=pnl_includes_fees, state_file=state_file)
+                    pnl_includes_fees=pnl_includes_fees, state_file=state_file,
+                    recorder=Recorder(capacity=log_capacity))
     if token_lifetime is not None:
         sim.tokens.lifetime_s = token_lifetime
 
@@ -480,7 +489,7 @@ def fault_list(url: str, as_json: bool) -> None:
 @fault.command("clear", context_settings=CONTEXT)
 @url_option
 def fault_clear(url: str) -> None:
-    """Disarm every fault."""
+    """Disarm every armed fault at once."""
     answer = _Sim(url).clear_faults()
     click.echo(f"{answer.get('cleared', 0)} fault(s) cleared")
 

@@ -93,13 +93,9 @@ class ControlClient:
             raw = exc.read()
             raise ControlError(endpoint, exc.code, _error_text(raw, exc.reason)) from None
         except urllib.error.URLError as exc:
-            raise ControlUnavailable(
-                endpoint, None, f"no simulator at {self.url} ({_reason(exc.reason)})"
-            ) from None
+            raise ControlUnavailable(endpoint, None, f"no simulator at {self.url} ({_reason(exc.reason)})") from None
         except (TimeoutError, socket.timeout):
-            raise ControlUnavailable(
-                endpoint, None, f"no answer from {self.url} within {self.timeout:g} s"
-            ) from None
+            raise ControlUnavailable(endpoint, None, f"no answer from {self.url} within {self.timeout:g} s") from None
         except (ConnectionError, OSError) as exc:
             raise ControlUnavailable(endpoint, None, f"connection to {self.url} failed ({exc})") from None
         if not raw.strip():
@@ -107,9 +103,7 @@ class ControlClient:
         try:
             return json.loads(raw)
         except ValueError:
-            raise ControlError(
-                endpoint, status, f"answer is not JSON: {raw[:200]!r}"
-            ) from None
+            raise ControlError(endpoint, status, f"answer is not JSON: {raw[:200]!r}") from None
 
     def _get(self, path: str, **query: Any) -> Any:
         return self.request("GET", path, query=query)
@@ -145,9 +139,7 @@ class ControlClient:
         return self._post("/sim/prices", {"contract": contract, "price": price})
 
     def price_path(self, contract: str, prices: list[float], interval_ms: int) -> dict[str, Any]:
-        return self._post(
-            "/sim/prices/path", {"contract": contract, "prices": list(prices), "intervalMs": interval_ms}
-        )
+        return self._post("/sim/prices/path", {"contract": contract, "prices": list(prices), "intervalMs": interval_ms})
 
     # -- the trader's own trading ------------------------------------------------------------
 
@@ -218,8 +210,15 @@ class ControlClient:
         """Arm a fault: the next ``count`` calls to ``path`` (or hub events) fail as ``kind`` says."""
         return self._post(
             "/sim/faults",
-            {"path": path, "kind": kind, "count": count, "retryAfter": retry_after, "delayMs": delay_ms,
-             "status": status, "applied": applied},
+            {
+                "path": path,
+                "kind": kind,
+                "count": count,
+                "retryAfter": retry_after,
+                "delayMs": delay_ms,
+                "status": status,
+                "applied": applied,
+            },
         )
 
     def faults(self) -> Any:

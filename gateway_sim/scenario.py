@@ -49,7 +49,7 @@ MAX_MS = 600_000
 DEFAULT_WITHIN_MS = 1000
 POLL_S = 0.05
 # Request records are appended by the server as requests arrive; give a record written just
-# before the window closed time to be readable before declaring it absent.
+# before the window closed time to become readable before calling it absent.
 LOG_GRACE_S = 0.1
 # After a price path's last scheduled price, let the simulator's timer fire before going on.
 PATH_SETTLE_S = 0.05
@@ -265,14 +265,22 @@ class _Ctx:
         return value
 
     def fields(
-        self, key: str | None, value: Any, required: Iterable[str] = (), optional: Iterable[str] = (), *, allow_null: bool = False
+        self,
+        key: str | None,
+        value: Any,
+        required: Iterable[str] = (),
+        optional: Iterable[str] = (),
+        *,
+        allow_null: bool = False,
     ) -> dict[str, Any]:
         body = self.mapping(key, value, allow_null=allow_null and not required)
         required = tuple(required)
         allowed = set(required) | set(optional)
         for k in body:
             if k not in allowed:
-                raise self.error(_join(key, k), f"unknown key{_did_you_mean(k, allowed)} (allowed: {', '.join(sorted(allowed))})")
+                raise self.error(
+                    _join(key, k), f"unknown key{_did_you_mean(k, allowed)} (allowed: {', '.join(sorted(allowed))})"
+                )
         for k in required:
             if k not in body:
                 raise self.error(_join(key, k), "is required")
@@ -283,7 +291,7 @@ class _Ctx:
     def text(self, key: str, value: Any, *, pattern: re.Pattern[str] | None = None, what: str = "text") -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.error(key, f"must be non-empty {what}", value)
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise self.error(key, f"is not a valid {what}", value)
         return value
 
@@ -307,7 +315,9 @@ class _Ctx:
             raise self.error(key, f"must be at most {hi}", value)
         return value
 
-    def number(self, key: str, value: Any, *, lo: float | None = None, positive: bool = False, hi: float | None = None) -> float:
+    def number(
+        self, key: str, value: Any, *, lo: float | None = None, positive: bool = False, hi: float | None = None
+    ) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.error(key, "must be a number", value)
         if isinstance(value, int) and abs(value) > 10**15:
@@ -330,7 +340,9 @@ class _Ctx:
         return self.number(key, value, positive=True)
 
     def contract(self, key: str, value: Any) -> str:
-        return self.text(key, value, pattern=_CONTRACT, what="contract (symbol such as MNQ or id such as CON.F.US.MNQ.Z26)")
+        return self.text(
+            key, value, pattern=_CONTRACT, what="contract (symbol such as MNQ or id such as CON.F.US.MNQ.Z26)"
+        )
 
 
 def _join(prefix: str | None, key: str) -> str:
@@ -396,7 +408,10 @@ class _Parser:
             body = ctx.fields(alias, spec, optional=("name", "balance", "can_trade", "id", "existing"), allow_null=True)
             if "existing" in body:
                 if len(body) > 1:
-                    raise ctx.error(f"{alias}.existing", "stands alone: an existing account is used as it is (drop name, balance, can_trade, id)")
+                    raise ctx.error(
+                        f"{alias}.existing",
+                        "stands alone: an existing account is used as it is (drop name, balance, can_trade, id)",
+                    )
                 existing = body["existing"]
                 if isinstance(existing, int) and not isinstance(existing, bool):
                     ctx.integer(f"{alias}.existing", existing, lo=0)
@@ -425,7 +440,9 @@ class _Parser:
             return ()
         ctx = _Ctx(self.source, "prices")
         prices = ctx.mapping(None, raw)
-        return tuple((ctx.contract(contract, contract), ctx.price(contract, price)) for contract, price in prices.items())
+        return tuple(
+            (ctx.contract(contract, contract), ctx.price(contract, price)) for contract, price in prices.items()
+        )
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -440,7 +457,10 @@ class _Parser:
         if len(kinds) != 1:
             unknown = [k for k in raw if k not in STEP_KINDS and k not in ("name", "label", "expect_error")]
             if not kinds and unknown:
-                raise ctx.error(unknown[0], f"unknown step kind{_did_you_mean(unknown[0], STEP_KINDS)} (kinds: {', '.join(STEP_KINDS)})")
+                raise ctx.error(
+                    unknown[0],
+                    f"unknown step kind{_did_you_mean(unknown[0], STEP_KINDS)} (kinds: {', '.join(STEP_KINDS)})",
+                )
             problem = "has no step kind" if not kinds else f"has several step kinds ({', '.join(kinds)}): one per step"
             raise ctx.error(None, f"{problem}; kinds: {', '.join(STEP_KINDS)}")
         kind = kinds[0]
@@ -449,17 +469,26 @@ class _Parser:
         for k in raw:
             if k != kind and k not in optional and not _did_you_mean(k, optional):
                 # The usual cause is a field written beside the kind instead of under it.
-                raise ctx.error(k, f"unknown key beside {kind}: (allowed: {', '.join(optional)}); fields of {kind} go inside {kind}: {{...}}")
+                raise ctx.error(
+                    k,
+                    f"unknown key beside {kind}: (allowed: {', '.join(optional)}); fields of {kind} go inside {kind}: {{...}}",
+                )
         ctx.fields(None, raw, required=(kind,), optional=optional)
 
-        name = ctx.text("name", raw["name"], pattern=_IDENT, what="step name (letters, digits, _ or -)") if "name" in raw else None
+        name = (
+            ctx.text("name", raw["name"], pattern=_IDENT, what="step name (letters, digits, _ or -)")
+            if "name" in raw
+            else None
+        )
         label = ctx.text("label", raw["label"], what="label") if "label" in raw else None
         expect_error: str | bool | None = None
         if "expect_error" in raw:
             value = raw["expect_error"]
             if isinstance(value, bool):
                 if not value:
-                    raise ctx.error("expect_error", "is true or the text the error must contain (omit it for no error)", value)
+                    raise ctx.error(
+                        "expect_error", "is true or the text the error must contain (omit it for no error)", value
+                    )
                 expect_error = True
             else:
                 expect_error = ctx.text("expect_error", value, what="text")
@@ -467,11 +496,17 @@ class _Parser:
         args = getattr(self, f"step_{kind}")(ctx, index, raw[kind])
         step = Step(index, kind, args, name=name, label=label, expect_error=expect_error, line=line)
 
-        for ref_key, ref in (("name", name), ("label", label), ("mark.label", args.get("label") if kind == "mark" else None)):
+        for ref_key, ref in (
+            ("name", name),
+            ("label", label),
+            ("mark.label", args.get("label") if kind == "mark" else None),
+        ):
             if ref is None:
                 continue
             if ref in self.refs:
-                raise ctx.error(ref_key, f"is already used by step {self.refs[ref]}: step names and labels must be unique", ref)
+                raise ctx.error(
+                    ref_key, f"is already used by step {self.refs[ref]}: step names and labels must be unique", ref
+                )
             self.refs[ref] = index
             if kind == "order":
                 self.order_refs[ref] = index
@@ -486,7 +521,9 @@ class _Parser:
             raise ctx.error(key, "must be an account alias or a numeric account id", value)
         if value not in self.aliases:
             known = ", ".join(sorted(self.aliases)) or "none defined"
-            raise ctx.error(key, f"unknown account alias{_did_you_mean(value, self.aliases)} (aliases so far: {known})", value)
+            raise ctx.error(
+                key, f"unknown account alias{_did_you_mean(value, self.aliases)} (aliases so far: {known})", value
+            )
         return value
 
     def step_create_account(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
@@ -520,10 +557,19 @@ class _Parser:
 
     def step_order(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
         body = ctx.fields(
-            None, raw, required=("account", "side", "size", "contract", "type"), optional=("limit", "stop", "trail", "brackets")
+            None,
+            raw,
+            required=("account", "side", "size", "contract", "type"),
+            optional=("limit", "stop", "trail", "brackets"),
         )
         order_type = ctx.choice("type", body["type"], ORDER_TYPES)
-        needs = {"market": (), "limit": ("limit",), "stop": ("stop",), "stoplimit": ("limit", "stop"), "trailing": ("trail",)}[order_type]
+        needs = {
+            "market": (),
+            "limit": ("limit",),
+            "stop": ("stop",),
+            "stoplimit": ("limit", "stop"),
+            "trailing": ("trail",),
+        }[order_type]
         for price_key in ("limit", "stop", "trail"):
             if price_key in needs and price_key not in body:
                 raise ctx.error(price_key, f"is required for a {order_type} order")
@@ -547,7 +593,11 @@ class _Parser:
         if not body:
             raise ctx.error("brackets", "needs stop_loss and/or take_profit")
         out = {}
-        for leg, default_type in (("stop_loss", "stop"), ("take_profit", "limit")):
+        # The types the simulator accepts for each leg (engine._bracket), so a wrong one fails here.
+        for leg, default_type, leg_types in (
+            ("stop_loss", "stop", ("stop", "trailing")),
+            ("take_profit", "limit", ("limit",)),
+        ):
             if leg not in body:
                 continue
             key = f"brackets.{leg}"
@@ -555,7 +605,9 @@ class _Parser:
             if isinstance(value, dict):
                 leg_body = ctx.fields(key, value, required=("ticks",), optional=("type",))
                 ticks = ctx.integer(f"{key}.ticks", leg_body["ticks"], lo=-100_000, hi=100_000)
-                leg_type = ctx.choice(f"{key}.type", leg_body["type"], ORDER_TYPES) if "type" in leg_body else default_type
+                leg_type = (
+                    ctx.choice(f"{key}.type", leg_body["type"], leg_types) if "type" in leg_body else default_type
+                )
             else:
                 ticks = ctx.integer(key, value, lo=-100_000, hi=100_000)
                 leg_type = default_type
@@ -581,7 +633,9 @@ class _Parser:
             else:
                 known = ", ".join(sorted(self.order_refs)) or "none"
                 raise ctx.error(
-                    "order", f"must be an order id or the name of an earlier order step{_did_you_mean(str(order), self.order_refs)} (known: {known})", order
+                    "order",
+                    f"must be an order id or the name of an earlier order step{_did_you_mean(str(order), self.order_refs)} (known: {known})",
+                    order,
                 )
         else:
             if ctx.boolean("all", body["all"]) is not True:
@@ -593,14 +647,20 @@ class _Parser:
 
     def step_close(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
         body = ctx.fields(None, raw, required=("account", "contract"), optional=("size",))
-        args = {"account": self.account_ref(ctx, "account", body["account"]), "contract": ctx.contract("contract", body["contract"])}
+        args = {
+            "account": self.account_ref(ctx, "account", body["account"]),
+            "contract": ctx.contract("contract", body["contract"]),
+        }
         if "size" in body:
             args["size"] = ctx.integer("size", body["size"], lo=1, hi=100_000)
         return args
 
     def step_can_trade(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
         body = ctx.fields(None, raw, required=("account", "value"))
-        return {"account": self.account_ref(ctx, "account", body["account"]), "value": ctx.boolean("value", body["value"])}
+        return {
+            "account": self.account_ref(ctx, "account", body["account"]),
+            "value": ctx.boolean("value", body["value"]),
+        }
 
     def step_advance_clock(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
         body = ctx.fields(None, raw, required=("seconds",))
@@ -615,7 +675,9 @@ class _Parser:
         return {"ms": ctx.ms("ms", body["ms"])}
 
     def step_fault(self, ctx: _Ctx, index: int, raw: Any) -> dict[str, Any]:
-        body = ctx.fields(None, raw, required=("path", "kind"), optional=("count", "retry_after", "delay_ms", "status", "applied"))
+        body = ctx.fields(
+            None, raw, required=("path", "kind"), optional=("count", "retry_after", "delay_ms", "status", "applied")
+        )
         kind = body["kind"]
         if isinstance(kind, int) and not isinstance(kind, bool):
             kind = str(kind)  # `kind: 429` unquoted is a YAML int
@@ -625,11 +687,23 @@ class _Parser:
         if hub and path not in HUB_TARGETS:
             raise ctx.error("path", f"a hub fault targets one of {', '.join(HUB_TARGETS)}", path)
         if not hub and path != "*" and not path.startswith("/api/"):
-            raise ctx.error("path", "must be a REST path such as /api/Position/closeContract, * (every REST path) or hub:user|hub:market|hub:all", path)
+            raise ctx.error(
+                "path",
+                "must be a REST path such as /api/Position/closeContract, * (every REST path) or hub:user|hub:market|hub:all",
+                path,
+            )
         if kind == "logout" and not hub:
             raise ctx.error("kind", "logout applies to a hub (hub:user, hub:market, hub:all)", kind)
-        args: dict[str, Any] = {"path": path, "kind": kind, "count": ctx.integer("count", body.get("count", 1), lo=1, hi=100_000)}
-        for key, only, lo, hi in (("retry_after", "429", 0, 3600), ("delay_ms", "slow", 0, MAX_MS), ("status", "5xx", 500, 599)):
+        args: dict[str, Any] = {
+            "path": path,
+            "kind": kind,
+            "count": ctx.integer("count", body.get("count", 1), lo=1, hi=100_000),
+        }
+        for key, only, lo, hi in (
+            ("retry_after", "429", 0, 3600),
+            ("delay_ms", "slow", 0, MAX_MS),
+            ("status", "5xx", 500, 599),
+        ):
             if key in body:
                 if kind != only:
                     raise ctx.error(key, f"applies only to kind {only}", body[key])
@@ -693,15 +767,26 @@ class _Parser:
         if len(kinds) != 1:
             unknown = [k for k in body if k not in EXPECT_KINDS and k not in ("within_ms", "for_ms", "after_step")]
             if not kinds and unknown:
-                raise ctx.error(unknown[0], f"unknown expectation{_did_you_mean(unknown[0], EXPECT_KINDS)} (kinds: {', '.join(EXPECT_KINDS)})")
-            problem = "names no expectation" if not kinds else f"names several expectations ({', '.join(kinds)}): one per step"
+                raise ctx.error(
+                    unknown[0],
+                    f"unknown expectation{_did_you_mean(unknown[0], EXPECT_KINDS)} (kinds: {', '.join(EXPECT_KINDS)})",
+                )
+            problem = (
+                "names no expectation"
+                if not kinds
+                else f"names several expectations ({', '.join(kinds)}): one per step"
+            )
             raise ctx.error(None, f"{problem}; kinds: {', '.join(EXPECT_KINDS)}")
         what = kinds[0]
         if isinstance(body[what], dict):
             for modifier in ("within_ms", "for_ms", "after_step"):
                 if modifier in body[what]:
-                    raise ctx.error(f"{what}.{modifier}", f"belongs beside {what}:, directly under expect:, not inside it")
-        timed = {"request": ("within_ms", "after_step"), "no_request": ("for_ms", "after_step")}.get(what, ("within_ms",))
+                    raise ctx.error(
+                        f"{what}.{modifier}", f"belongs beside {what}:, directly under expect:, not inside it"
+                    )
+        timed = {"request": ("within_ms", "after_step"), "no_request": ("for_ms", "after_step")}.get(
+            what, ("within_ms",)
+        )
         ctx.fields(None, body, required=(what,) + (("for_ms",) if what == "no_request" else ()), optional=timed)
         args: dict[str, Any] = {"what": what}
         args.update(getattr(self, f"expect_{what}")(ctx, body[what]))
@@ -710,7 +795,9 @@ class _Parser:
         if what == "no_request":
             args["for_ms"] = ctx.ms("for_ms", body["for_ms"], positive=True)
         if "after_step" in timed:
-            args["after_step"] = self.anchor(ctx, index, body["after_step"]) if "after_step" in body else self.last_anchor
+            args["after_step"] = (
+                self.anchor(ctx, index, body["after_step"]) if "after_step" in body else self.last_anchor
+            )
         return args
 
     def anchor(self, ctx: _Ctx, index: int, value: Any) -> int:
@@ -722,7 +809,9 @@ class _Parser:
             return self.refs[value]
         known = ", ".join(sorted(self.refs)) or "none"
         raise ctx.error(
-            "after_step", f"must be an earlier step's number, name or label{_did_you_mean(str(value), self.refs)} (known: {known})", value
+            "after_step",
+            f"must be an earlier step's number, name or label{_did_you_mean(str(value), self.refs)} (known: {known})",
+            value,
         )
 
     def expect_position(self, ctx: _Ctx, raw: Any) -> dict[str, Any]:
@@ -731,7 +820,9 @@ class _Parser:
         if "side" in body:
             side = ctx.choice("position.side", body["side"], ("long", "short"))
             if size <= 0:
-                raise ctx.error("position.size", f"with side {side} give a positive size (size 0 alone means flat)", size)
+                raise ctx.error(
+                    "position.size", f"with side {side} give a positive size (size 0 alone means flat)", size
+                )
             size = size if side == "long" else -size
         args = {
             "account": self.account_ref(ctx, "position.account", body["account"]),
@@ -745,7 +836,9 @@ class _Parser:
         return args
 
     def expect_orders(self, ctx: _Ctx, raw: Any) -> dict[str, Any]:
-        body = ctx.fields("orders", raw, required=("account", "count"), optional=("contract", "type", "side", "size", "limit", "stop"))
+        body = ctx.fields(
+            "orders", raw, required=("account", "count"), optional=("contract", "type", "side", "size", "limit", "stop")
+        )
         args: dict[str, Any] = {
             "account": self.account_ref(ctx, "orders.account", body["account"]),
             "count": ctx.integer("orders.count", body["count"], lo=0, hi=100_000),
@@ -781,7 +874,11 @@ class _Parser:
         if isinstance(paths, str):
             paths = [paths]
         if not isinstance(paths, list) or not paths:
-            raise ctx.error(f"{what}.path", "must be a REST path such as /api/Position/closeContract, or a list of them", body["path"])
+            raise ctx.error(
+                f"{what}.path",
+                "must be a REST path such as /api/Position/closeContract, or a list of them",
+                body["path"],
+            )
         for i, path in enumerate(paths):
             key = f"{what}.path" if len(paths) == 1 else f"{what}.path[{i}]"
             if not isinstance(path, str) or not path.startswith("/"):
@@ -810,13 +907,19 @@ def _parse_instant(ctx: _Ctx, key: str, value: Any) -> str:
     hours (rules 009) is wrong by an hour the moment someone reads a bare time in another zone."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise ctx.error(key, "needs a UTC offset or a zone, e.g. 2025-01-21T16:30:00-06:00 or '2025-01-21 16:30 America/Chicago'", value)
+            raise ctx.error(
+                key,
+                "needs a UTC offset or a zone, e.g. 2025-01-21T16:30:00-06:00 or '2025-01-21 16:30 America/Chicago'",
+                value,
+            )
         try:
             return value.astimezone(dt.timezone.utc).isoformat()
         except OverflowError:
             raise ctx.error(key, "is out of range", value) from None
     if not isinstance(value, str):
-        raise ctx.error(key, "must be a time such as 2025-01-21T16:30:00-06:00 or '2025-01-21 16:30 America/Chicago'", value)
+        raise ctx.error(
+            key, "must be a time such as 2025-01-21T16:30:00-06:00 or '2025-01-21 16:30 America/Chicago'", value
+        )
     zoned = _ZONED.match(value.strip())
     if zoned:
         try:
@@ -831,9 +934,15 @@ def _parse_instant(ctx: _Ctx, key: str, value: Any) -> str:
     try:
         parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise ctx.error(key, "must be a time such as 2025-01-21T16:30:00-06:00 or '2025-01-21 16:30 America/Chicago'", value) from None
+        raise ctx.error(
+            key, "must be a time such as 2025-01-21T16:30:00-06:00 or '2025-01-21 16:30 America/Chicago'", value
+        ) from None
     if parsed.tzinfo is None:
-        raise ctx.error(key, "needs a UTC offset or a zone, e.g. 2025-01-21T16:30:00-06:00 or '2025-01-21 16:30 America/Chicago'", value)
+        raise ctx.error(
+            key,
+            "needs a UTC offset or a zone, e.g. 2025-01-21T16:30:00-06:00 or '2025-01-21 16:30 America/Chicago'",
+            value,
+        )
     try:
         return parsed.astimezone(dt.timezone.utc).isoformat()
     except OverflowError:
@@ -877,15 +986,22 @@ def _title(step: Step) -> str:
     a = step.args
     k = step.kind
     if k == "create_account":
-        extra = [f"{f} {_num(a[f]) if f == 'balance' else str(a[f]).lower()}" for f in ("name", "balance", "can_trade", "id") if f in a]
+        extra = [
+            f"{f} {_num(a[f]) if f == 'balance' else str(a[f]).lower()}"
+            for f in ("name", "balance", "can_trade", "id")
+            if f in a
+        ]
         return f"create account {a['alias']}" + (f" ({', '.join(extra)})" if extra else "")
     if k == "set_price":
         return f"set price {a['contract']} {_num(a['price'])}"
     if k == "price_path":
-        return f"price path {a['contract']} {' '.join(_num(p) for p in a['prices'][:6])}{' ...' if len(a['prices']) > 6 else ''} every {_num(a['interval_ms'])} ms"
+        shown = " ".join(_num(p) for p in a["prices"][:6]) + (" ..." if len(a["prices"]) > 6 else "")
+        return f"price path {a['contract']} {shown} every {_num(a['interval_ms'])} ms"
     if k == "order":
         prices = " ".join(f"{p}={_num(a[p])}" for p in ("limit", "stop", "trail") if p in a)
-        text = f"order {_acct(a['account'])} {a['side']} {a['size']} {a['contract']} {a['type']}" + (f" {prices}" if prices else "")
+        text = f"order {_acct(a['account'])} {a['side']} {a['size']} {a['contract']} {a['type']}" + (
+            f" {prices}" if prices else ""
+        )
         if "brackets" in a:
             legs = {"stop_loss": "SL", "take_profit": "TP"}
             text += " brackets " + " ".join(f"{legs[leg]} {v['ticks']}" for leg, v in a["brackets"].items())
@@ -912,7 +1028,11 @@ def _title(step: Step) -> str:
     if k == "drop":
         return f"drop {a['hub']} hub" + ("s" if a["hub"] == "all" else "") + (f" ({a['mode']})" if "mode" in a else "")
     if k == "logout":
-        extra = " and expire tokens" if a.get("expire_tokens") else " keeping tokens" if a.get("expire_tokens") is False else ""
+        extra = (
+            " and expire tokens"
+            if a.get("expire_tokens")
+            else " keeping tokens" if a.get("expire_tokens") is False else ""
+        )
         return f"logout (GatewayLogout) on {a['hub']} hub" + ("s" if a["hub"] == "all" else "") + extra
     if k == "tokens":
         return "tokens " + " ".join(f"{f} {str(v).lower() if isinstance(v, bool) else _num(v)}" for f, v in a.items())
@@ -930,11 +1050,20 @@ def _expect_title(a: Mapping[str, Any]) -> str:
         avg = f" @{_num(a['average_price'])}" if "average_price" in a else ""
         return f"expect position {_acct(a['account'])} {a['contract']} {size}{avg} within {_num(a['within_ms'])} ms"
     if what == "orders":
-        shown = {"size": lambda v: f"size {v}", "limit": lambda v: f"limit={_num(v)}", "stop": lambda v: f"stop={_num(v)}"}
-        filters = " ".join(shown.get(f, str)(a[f]) for f in ("contract", "side", "type", "size", "limit", "stop") if f in a)
-        return f"expect orders {_acct(a['account'])}{' ' + filters if filters else ''} count {a['count']} within {_num(a['within_ms'])} ms"
+        shown = {
+            "size": lambda v: f"size {v}",
+            "limit": lambda v: f"limit={_num(v)}",
+            "stop": lambda v: f"stop={_num(v)}",
+        }
+        filters = " ".join(
+            shown.get(f, str)(a[f]) for f in ("contract", "side", "type", "size", "limit", "stop") if f in a
+        )
+        head = f"expect orders {_acct(a['account'])}" + (f" {filters}" if filters else "")
+        return f"{head} count {a['count']} within {_num(a['within_ms'])} ms"
     if what == "account":
-        checks = " ".join(f"{f} {str(a[f]).lower() if f == 'can_trade' else _num(a[f])}" for f in ("can_trade", "balance") if f in a)
+        checks = " ".join(
+            f"{f} {str(a[f]).lower() if f == 'can_trade' else _num(a[f])}" for f in ("can_trade", "balance") if f in a
+        )
         return f"expect account {_acct(a['account'])} {checks} within {_num(a['within_ms'])} ms"
     path = "|".join(a["paths"])
     filters = "".join(f" {v}" for v in (_acct(a["account"]) if "account" in a else None, a.get("contract")) if v)
@@ -946,7 +1075,9 @@ def _expect_title(a: Mapping[str, Any]) -> str:
         filters += f" success {str(a['success']).lower()}"
     if what == "request":
         count = f" x{a['count']}" if "count" in a else ""
-        return f"expect request {path}{filters}{count} within {_num(a['within_ms'])} ms of {_anchor_text(a['after_step'])}"
+        return (
+            f"expect request {path}{filters}{count} within {_num(a['within_ms'])} ms of {_anchor_text(a['after_step'])}"
+        )
     return f"expect no_request {path}{filters} for {_num(a['for_ms'])} ms after {_anchor_text(a['after_step'])}"
 
 
@@ -1123,7 +1254,9 @@ class _Runner:
         total = len(sc.steps)
         for step in sc.steps:
             if not ok:
-                result.steps.append(StepResult(step.index, step.kind, step.title, "skipped", name=step.name, label=step.label))
+                result.steps.append(
+                    StepResult(step.index, step.kind, step.title, "skipped", name=step.name, label=step.label)
+                )
                 self.reporter.step_finished(result.steps[-1])
                 continue
             self.reporter.step_started(step.index, total, step.title)
@@ -1165,7 +1298,9 @@ class _Runner:
         if spec.existing is not None:
             accounts = self.client.accounts()
             for acc in accounts:
-                if acc.get("id") == spec.existing or (isinstance(spec.existing, str) and acc.get("name") == spec.existing):
+                if acc.get("id") == spec.existing or (
+                    isinstance(spec.existing, str) and acc.get("name") == spec.existing
+                ):
                     self.accounts[spec.alias] = int(acc["id"])
                     return f"= existing #{acc['id']} {acc.get('name')!r}"
             have = ", ".join(f"#{a.get('id')} {a.get('name')!r}" for a in accounts) or "none"
@@ -1190,11 +1325,23 @@ class _Runner:
 
         def done(status: str, message: str = "", detail: dict[str, Any] | None = None) -> StepResult:
             return StepResult(
-                step.index, step.kind, step.title, status, message, (time.monotonic() - t0) * 1000, step.name, step.label, detail or {}
+                step.index,
+                step.kind,
+                step.title,
+                status,
+                message,
+                (time.monotonic() - t0) * 1000,
+                step.name,
+                step.label,
+                detail or {},
             )
 
         try:
-            self.post_mark(step.index, f"scenario run {self.run_id} step {step.index}: {step.title}" + (f" [{step.label or step.name}]" if step.label or step.name else ""))
+            self.post_mark(
+                step.index,
+                f"scenario run {self.run_id} step {step.index}: {step.title}"
+                + (f" [{step.label or step.name}]" if step.label or step.name else ""),
+            )
         except ControlError as exc:
             return done("error", str(exc))
         try:
@@ -1204,13 +1351,19 @@ class _Runner:
         except ControlUnavailable as exc:
             return done("error", str(exc))
         except ControlError as exc:
-            if step.expect_error is True or (isinstance(step.expect_error, str) and step.expect_error.lower() in str(exc).lower()):
+            if step.expect_error is True or (
+                isinstance(step.expect_error, str) and step.expect_error.lower() in str(exc).lower()
+            ):
                 return done("ok", f"refused as expected: {exc.message}")
             if step.expect_error:
                 return done("error", f"refused, but not with {step.expect_error!r}: {exc}")
             return done("error", str(exc))
         if step.expect_error:
-            return done("error", "the simulator accepted it, but the step expects an error" + (f" ({step.expect_error!r})" if isinstance(step.expect_error, str) else ""))
+            return done(
+                "error",
+                "the simulator accepted it, but the step expects an error"
+                + (f" ({step.expect_error!r})" if isinstance(step.expect_error, str) else ""),
+            )
         return done("ok", note or "")
 
     # -- marks and the log ---------------------------------------------------------------------
@@ -1243,12 +1396,20 @@ class _Runner:
             if index in self.mark_times:
                 return self.mark_times[index]
             time.sleep(0.02 * (attempt + 1))
-        raise _Failed(f"the simulator log has no mark {self.mark_labels.get(index)!r}: cannot time requests against {_anchor_text(index)}")
+        raise _Failed(
+            f"the simulator log has no mark {self.mark_labels.get(index)!r}: cannot time requests against {_anchor_text(index)}"
+        )
 
     def read_requests(self) -> list[dict[str, Any]]:
         if self.request_cursor is None:
             self.mark_time(0)  # learns where this run's records start
-        for records in self.log_pages("request", self.request_cursor or 0, "request_cursor"):
+        start = self.request_cursor or 0
+        # The server writes a request's record on arrival and its status when it answers: read a
+        # record again until it has one, or `status:`/`success:` filters would never see it.
+        in_flight = [n for n, r in self.requests.items() if r.get("status") is None]
+        if in_flight:
+            start = min(start, min(in_flight))
+        for records in self.log_pages("request", start, "request_cursor"):
             for record in records:
                 if record.get("kind", "request") == "request" and isinstance(record.get("n"), int):
                     self.requests[record["n"]] = record
@@ -1339,7 +1500,11 @@ class _Runner:
                 raise _Failed(f"step {a['order_step']} placed no order to cancel")
             self.client.cancel_order(account, order_id)
             return f"order #{order_id}"
-        orders = [o for o in _open_orders(self.client.state(account)) if "contract" not in a or self.contract_matches(a["contract"], o.get("contractId"))]
+        orders = [
+            o
+            for o in _open_orders(self.client.state(account))
+            if "contract" not in a or self.contract_matches(a["contract"], o.get("contractId"))
+        ]
         for order in orders:
             self.client.cancel_order(account, order["id"])
         return f"{len(orders)} order{'s' if len(orders) != 1 else ''}"
@@ -1367,7 +1532,9 @@ class _Runner:
 
     def do_fault(self, step: Step) -> str:
         a = step.args
-        self.client.add_fault(a["path"], a["kind"], a["count"], a.get("retry_after"), a.get("delay_ms"), a.get("status"), a.get("applied"))
+        self.client.add_fault(
+            a["path"], a["kind"], a["count"], a.get("retry_after"), a.get("delay_ms"), a.get("status"), a.get("applied")
+        )
         return ""
 
     def do_clear_faults(self, step: Step) -> str:
@@ -1402,7 +1569,11 @@ class _Runner:
         check = {"position": self.check_position, "orders": self.check_orders, "account": self.check_account}[a["what"]]
         return self.poll(a, check)
 
-    def poll(self, a: Mapping[str, Any], check: Callable[[Mapping[str, Any], dict[str, Any]], tuple[bool, str, dict[str, Any]]]) -> str:
+    def poll(
+        self,
+        a: Mapping[str, Any],
+        check: Callable[[Mapping[str, Any], dict[str, Any]], tuple[bool, str, dict[str, Any]]],
+    ) -> str:
         """Check until true or ``within_ms`` has passed (at least once, and once after the deadline)."""
         account = self.account_id(a["account"])
         start = time.monotonic()
@@ -1417,15 +1588,24 @@ class _Runner:
             time.sleep(max(0.0, min(POLL_S, deadline - time.monotonic())))
 
     def check_position(self, a: Mapping[str, Any], state: dict[str, Any]) -> tuple[bool, str, dict[str, Any]]:
-        positions = [p for p in state.get("positions") or [] if isinstance(p, dict) and self.contract_matches(a["contract"], p.get("contractId"))]
+        positions = [
+            p
+            for p in state.get("positions") or []
+            if isinstance(p, dict) and self.contract_matches(a["contract"], p.get("contractId"))
+        ]
         signed = sum(_signed_size(p) for p in positions)
         held = [p for p in positions if _signed_size(p)]
         avg = held[0].get("averagePrice") if len(held) == 1 else None
         ok = signed == a["size"]
         if ok and "average_price" in a:
             ok = _is_number(avg) and abs(float(avg) - a["average_price"]) < 1e-6
-        seen = "flat" if signed == 0 else f"size {_signed(signed)}" + (f" @{_num(float(avg))}" if _is_number(avg) else "")
-        others = sorted({str(p.get("contractId")) for p in state.get("positions") or [] if isinstance(p, dict) and _signed_size(p)} - {str(p.get("contractId")) for p in held})
+        seen = (
+            "flat" if signed == 0 else f"size {_signed(signed)}" + (f" @{_num(float(avg))}" if _is_number(avg) else "")
+        )
+        others = sorted(
+            {str(p.get("contractId")) for p in state.get("positions") or [] if isinstance(p, dict) and _signed_size(p)}
+            - {str(p.get("contractId")) for p in held}
+        )
         if not held and others:
             seen += f" (open elsewhere: {', '.join(others)})"
         return ok, seen, {"positions": positions}
@@ -1509,7 +1689,9 @@ class _Runner:
             if not inside:
                 return ""
             first = inside[0]
-            raise _Failed(f"saw {len(inside)}: {_describe_request(first, t0)}" + (" ..." if len(inside) > 1 else ""), detail)
+            raise _Failed(
+                f"saw {len(inside)}: {_describe_request(first, t0)}" + (" ..." if len(inside) > 1 else ""), detail
+            )
         if "count" in a:
             if len(inside) == a["count"]:
                 return "at " + ", ".join(f"+{(float(r['t']) - t0) * 1000:.0f}" for r in inside) + " ms"
@@ -1522,8 +1704,12 @@ class _Runner:
         if late:
             return f"none in time; first at +{(float(late[0]['t']) - t0) * 1000:.0f} ms"
         same_path = [
-            r for r in records
-            if _is_number(r.get("t")) and float(r["t"]) >= t0 and isinstance(r.get("path"), str) and any(_path_matches(p, r["path"]) for p in a["paths"])
+            r
+            for r in records
+            if _is_number(r.get("t"))
+            and float(r["t"]) >= t0
+            and isinstance(r.get("path"), str)
+            and any(_path_matches(p, r["path"]) for p in a["paths"])
         ]
         if same_path:
             listed = "; ".join(_describe_request(r, t0) for r in same_path[:3])
@@ -1591,7 +1777,11 @@ def _subset(expected: Any, actual: Any) -> bool:
     if isinstance(expected, dict):
         return isinstance(actual, dict) and all(k in actual and _subset(v, actual[k]) for k, v in expected.items())
     if isinstance(expected, list):
-        return isinstance(actual, list) and len(expected) == len(actual) and all(_subset(e, x) for e, x in zip(expected, actual))
+        return (
+            isinstance(actual, list)
+            and len(expected) == len(actual)
+            and all(_subset(e, x) for e, x in zip(expected, actual))
+        )
     if _is_number(expected) and _is_number(actual):
         return abs(float(expected) - float(actual)) < 1e-9
     return type(expected) is type(actual) and bool(expected == actual)
@@ -1643,7 +1833,13 @@ def run_scenario(
 
 @click.command("scenario")
 @click.argument("files", metavar="FILE...", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--url", envvar="GATEWAY_SIM_URL", default=DEFAULT_URL, show_default=True, help="Simulator base URL (env GATEWAY_SIM_URL).")
+@click.option(
+    "--url",
+    envvar="GATEWAY_SIM_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="Simulator base URL (env GATEWAY_SIM_URL).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only failures and the summary line.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report on stdout instead of progress lines.")
 @click.option("-x", "--fail-fast", is_flag=True, help="Stop a scenario at its first failed expectation.")
@@ -1666,7 +1862,14 @@ def scenario(files: tuple[str, ...], url: str | None, quiet: bool, as_json: bool
             for sc in loaded:
                 click.echo(f"ok {sc.source}: {sc.name!r}, {len(sc.steps)} steps")
         else:
-            click.echo(json.dumps({"valid": True, "scenarios": [{"file": sc.source, "name": sc.name, "steps": len(sc.steps)} for sc in loaded]}))
+            click.echo(
+                json.dumps(
+                    {
+                        "valid": True,
+                        "scenarios": [{"file": sc.source, "name": sc.name, "steps": len(sc.steps)} for sc in loaded],
+                    }
+                )
+            )
         return
     try:
         client = ControlClient(url)

@@ -36,6 +36,9 @@ log = logging.getLogger("gateway_sim.server")
 
 STATE_VERSION = 1
 HISTORY_PER_CONTRACT = 50_000
+# The state file is rewritten on every change: keep only the recent part of the price history.
+HISTORY_PERSISTED = 2_000
+SAVE_DEBOUNCE_S = 0.5
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 ORDER_TYPE_NAMES = {"limit": 1, "market": 2, "stoplimit": 3, "stop-limit": 3, "stop_limit": 3,
@@ -142,8 +145,8 @@ class PriceHistory:
                 break
         return out
 
-    def to_dict(self) -> dict[str, list[list[float]]]:
-        return {cid: [list(t) for t in ticks] for cid, ticks in self.ticks.items()}
+    def to_dict(self, keep: int = HISTORY_PERSISTED) -> dict[str, list[list[float]]]:
+        return {cid: [list(t) for t in list(ticks)[-keep:]] for cid, ticks in self.ticks.items()}
 
     @classmethod
     def from_dict(cls, data: dict[str, list[list[float]]]) -> "PriceHistory":
@@ -179,7 +182,7 @@ class Simulator:
         self._save_task: asyncio.Task | None = None
         self._dirty = False
         if self.state_file is not None and self.state_file.exists():
-            self._load_state(self.state_file)
+            self._load_state(self.state_file, pnl_includes_fees)
         self._seed_history()
 
     # -- persistence ----------------------------------------------------------------------------
@@ -201,20 +204,20 @@ class Simulator:
             "history": self.history.to_dict(),
         }
 
-    def _load_state(self, path: Path) -> None:
+    def _load_state(self, path: Path, pnl_includes_fees: bool) -> None:
+        """Restore accounts, orders, positions, trades, prices, clock offset and tokens."""
         try:
             data = json.loads(path.read_text())
             if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
                 raise ValueError(f"unknown state version {data.get('version') if isinstance(data, dict) else data!r}")
             self.clock.set(datetime.now(timezone.utc) + timedelta(seconds=float(data.get("clockOffsetS", 0.0))))
             self.engine = Engine.from_dict(data["engine"], clock=self.clock)
+            # The run-time switches come from the command line, not from the file.
+            self.engine.pnl_includes_fees = pnl_includes_fees
             self.tokens = TokenIssuer.from_dict(data["tokens"])
             self.hubs.tokens = self.tokens
-            config = data.get("config", {})
-            self.wrap_events = bool(config.get("wrapEvents", self.wrap_events))
-            self.quote_interval_ms = int(config.get("quoteIntervalMs", self.quote_interval_ms))
             self.history = PriceHistory.from_dict(data.get("history", {}))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise SystemExit(f"gateway-sim: cannot load state file {path}: {exc}") from None
         log.info("state loaded from %s", path)
 
@@ -240,7 +243,7 @@ class Simulator:
             self._save_task = loop.create_task(self._save_soon())
 
     async def _save_soon(self) -> None:
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(SAVE_DEBOUNCE_S)
         if self._dirty:
             try:
                 self.save_state()
@@ -267,8 +270,6 @@ class Simulator:
                                  contractId=ev.contract_id, payload=ev.payload, delivered=0, **extra)
             return
         hub, kind = route
-        if ev.target == "GatewayQuote" and ev.contract_id is not None:
-            self.history.add(ev.contract_id, self.clock.now(), ev.payload.get("lastPrice"))
         if hub == "market":
             value: Any = ev.contract_id
             args: list[Any] = [ev.contract_id, ev.payload]
@@ -327,10 +328,12 @@ class Simulator:
 
     def set_price(self, contract: str, price: Any) -> tuple[str, float]:
         events = self.engine.set_price(contract, price)
+        c = contracts.resolve(contract)
+        last = self.engine.price(c.id)
+        self.history.add(c.id, self.clock.now(), last)
         self.publish(events)
         self._changed()
-        c = contracts.resolve(contract)
-        return c.id, self.engine.price(c.id)
+        return c.id, last
 
     # -- application ----------------------------------------------------------------------------
 

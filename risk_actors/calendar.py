@@ -62,7 +62,7 @@ def parse_hhmm(text: str | time) -> time:
 
 
 def parse_zone(name: str | tzinfo) -> tzinfo:
-    """An IANA zone name (``America/Chicago``) -> ZoneInfo; raises ValueError naming close matches."""
+    """An IANA zone name (``America/Chicago``) -> ZoneInfo; ValueError naming close matches."""
     if isinstance(name, tzinfo):
         return name
     if not isinstance(name, str) or not name.strip():
@@ -160,7 +160,7 @@ class ResetSchedule:
         return start_day + timedelta(days=1) if self.at >= time(12, 0) else start_day
 
     def day_bounds(self, day: date) -> tuple[datetime, datetime]:
-        """``(start, end)`` instants (UTC) of trading day ``day``: start inclusive, end exclusive."""
+        """``(start, end)`` instants (UTC) of trading day ``day`` (start inclusive, end not)."""
         first = day - timedelta(days=1) if self.at >= time(12, 0) else day
         return self.reset_on(first), self.reset_on(first + timedelta(days=1))
 

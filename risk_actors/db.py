@@ -207,6 +207,16 @@ def audit_hash(prev_hash: str, row_id: int, at: str, kind: str, account_id: int 
     return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
 
 
+def _add_trade(sums: list, t: st.TradeRecord, sign: int) -> None:
+    """Add (sign=+1) or remove (-1) one trade's share of [realized, fees, count] (voided: none)."""
+    if t.voided:
+        return
+    if t.pnl is not None:
+        sums[0] += sign * Decimal(str(t.pnl))
+    sums[1] += sign * Decimal(str(t.fees))
+    sums[2] += sign
+
+
 # ---------------------------------------------------------------------------------------------
 # migrations
 def _v1_initial(conn: sqlite3.Connection) -> None:
@@ -443,7 +453,7 @@ class Database:
             conn.execute("DELETE FROM lockouts WHERE account_id = ?", (account_id,))
             conn.execute("DELETE FROM trades WHERE account_id = ?", (account_id,))
             cache = {"lockouts": None, "trades_obj": None, "trades": {}, "pnl": None,
-                     "reset": object()}
+                     "reset": object(), "sums": [Decimal(0), Decimal(0), 0]}
         if state.lockouts is not cache["lockouts"] and state.lockouts != cache["lockouts"]:
             conn.execute("DELETE FROM lockouts WHERE account_id = ?", (account_id,))
             conn.executemany(
@@ -454,23 +464,33 @@ class Database:
                  for lk in state.lockouts])
         trades_changed = state.trades is not cache["trades_obj"]
         if trades_changed:
-            rows = {tid: (account_id, t.trade_id, iso(t.created), t.contract_id, t.price, t.side,
-                          t.size, t.pnl, t.fees, int(t.voided))
-                    for tid, t in state.trades.items()}
-            old = cache["trades"]
-            gone = [(account_id, tid) for tid in old if tid not in rows]
+            # The reducer copies the mapping but keeps unchanged TradeRecord objects: compare by
+            # identity so a new fill costs O(1) SQL, not a rewrite of the whole day. The day's
+            # sums move by the same deltas (exact Decimal arithmetic, so they equal
+            # state.realized_pnl / fees_total without re-summing hundreds of trades per fill).
+            old, sums = cache["trades"], cache["sums"]
+            gone = [tid for tid in old if tid not in state.trades]
+            changed = [t for tid, t in state.trades.items() if old.get(tid) is not t]
+            for tid in gone:
+                _add_trade(sums, old[tid], -1)
+            for t in changed:
+                if t.trade_id in old:
+                    _add_trade(sums, old[t.trade_id], -1)
+                _add_trade(sums, t, +1)
             if gone:
                 conn.executemany("DELETE FROM trades WHERE account_id = ? AND trade_id = ?",
-                                 gone)
-            new = [row for tid, row in rows.items() if old.get(tid) != row]
-            if new:
-                conn.executemany("INSERT OR REPLACE INTO trades VALUES "
-                                 "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", new)
-            cache["trades"] = rows
-        if trades_changed:
-            pnl = (iso(state.last_reset_at) or "", state.realized_pnl, state.fees_total,
-                   state.net_realized(True),
-                   sum(1 for t in state.trades.values() if not t.voided))
+                                 [(account_id, tid) for tid in gone])
+            if changed:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO trades VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(account_id, t.trade_id, iso(t.created), t.contract_id, t.price, t.side,
+                      t.size, t.pnl, t.fees, int(t.voided)) for t in changed])
+            cache["trades"] = dict(state.trades)
+        if trades_changed or state.last_reset_at != cache["reset"]:
+            realized, fees, count = cache["sums"]
+            # net as state.net_realized(True) computes it
+            pnl = (iso(state.last_reset_at) or "", float(realized), float(fees),
+                   round(float(realized) - float(fees), 2), count)
             if pnl != cache["pnl"]:
                 conn.execute(
                     "INSERT INTO daily_pnl VALUES (?, ?, ?, ?, ?, ?, ?) "

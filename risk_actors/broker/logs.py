@@ -126,12 +126,32 @@ _LEVELS = {logging.CRITICAL: "CRITICAL", logging.ERROR: "ERROR", logging.WARNING
            logging.INFO: "INFO", logging.DEBUG: "DEBUG"}
 
 
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "taskName"}
+
+
+def _extras(record: logging.LogRecord) -> str:
+    parts = []
+    for key, value in record.__dict__.items():
+        if key not in _STANDARD and not key.startswith("_"):
+            try:
+                text = repr(value)
+            except Exception:
+                text = "<unrepresentable>"
+            parts.append(f"{key}={text[:300]}")
+    return " ".join(parts)
+
+
 class _RoutingHandler(logging.Handler):
     """Scrubs each record, then hands it to the thread's sink or to loguru."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             message = record.getMessage()
+            extra = _extras(record)
+            if extra:
+                # The SDK puts the substance in ``extra`` ("WebSocket error" + {"error": ...}).
+                message = f"{message} {extra}"
             if record.exc_info and record.exc_info[1] is not None:
                 message = f"{message}: {record.exc_info[0].__name__}: {record.exc_info[1]}"
             rec = LogRecord(_LEVELS.get(record.levelno, "INFO"), record.name, scrub(message),

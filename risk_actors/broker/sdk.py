@@ -94,6 +94,10 @@ def build_realtime_client(settings: BrokerSettings, jwt_token: str, account_id: 
              user_hub_url=settings.user_hub_url, market_hub_url=settings.market_hub_url,
              config=build_config(settings))
     rt.stale_feed_seconds = STALE_FEED_SECONDS
+    # The SDK's health monitor (a "Heartbeat" invocation every 10 s, then a forced reconnect of
+    # both hubs) would race the session's own supervisor, which notices a dead transport within
+    # ~1.5 s and owns every reconnect. websockets' ping still detects half-open sockets.
+    rt._health_monitoring_enabled = False
     guard_realtime(rt, settings)
     return rt
 

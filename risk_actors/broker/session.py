@@ -193,6 +193,17 @@ def _realtime_class() -> type:
             if self.riskd_session:
                 self.riskd_session._log("WARNING", f"GatewayLogout received: {_raw_text(args)}")
 
+        async def disconnect(self) -> None:
+            # 4.4.1 bug: disconnect() cancels the hub tasks (no close callback runs) but leaves
+            # user_hub_ready/market_hub_ready set, so the connect() inside update_jwt_token sees
+            # "ready" at once, finds the flags False and fails; the SDK's recovery then reuses
+            # the half-built connections. Clearing the events makes the token push work.
+            await super().disconnect()
+            self.user_hub_ready.clear()
+            self.market_hub_ready.clear()
+            if self.riskd_session:
+                self.riskd_session._update_link("hubs disconnected for a restart")
+
         async def _start_connection_async(self, connection: Any, name: str) -> None:
             # Every start (first connect, pysignalr give-up rebuild, token refresh) passes here:
             # the last point where a wrong URL can be stopped before it is dialled.
@@ -526,10 +537,21 @@ class BrokerSession:
     def _update_link(self, detail: str) -> None:
         """Recompute "both hubs up" from the SDK's flags. While the first connect is still in
         progress (state unknown) a half-open link is not reported as a failure."""
-        rt = self._rt
-        up = bool(rt is not None and rt.user_connected and rt.market_connected)
+        user, market = self._hub_up("user"), self._hub_up("market")
+        up = user and market
         if up or self._link_up is not None:
-            self._set_link(up, detail)
+            self._set_link(up, f"{detail} (user hub {'up' if user else 'down'}, "
+                               f"market hub {'up' if market else 'down'})")
+
+    def _hub_up(self, hub: str) -> bool:
+        """The SDK's flag *and* a live pysignalr task: a transport that died by an exception
+        (close-with-error, 401 on reconnect) leaves the SDK's flag set."""
+        rt = self._rt
+        if rt is None:
+            return False
+        flag = rt.user_connected if hub == "user" else rt.market_connected
+        conn = rt.user_connection if hub == "user" else rt.market_connection
+        return bool(flag) and not self._transport_dead(conn)
 
     def _hub_changed(self, hub: str, up: bool) -> None:
         """Called by the realtime client subclass on the session loop."""
@@ -734,7 +756,7 @@ class BrokerSession:
                 self._update_link("hub state changed")
                 await self._refresh_token_if_due()
                 rt = self._rt
-                if rt is not None and rt.user_connected and rt.market_connected:
+                if self._hub_up("user") and self._hub_up("market"):
                     down_since, attempts = None, 0
                     continue
                 now = time.monotonic()

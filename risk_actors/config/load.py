@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 Registry = Mapping[str, type]
-Path_ = tuple  # a key path: str keys and int list indexes
+KeyPath = tuple  # a key path: str keys and int list indexes
 
 TOP_KEYS = ("version", "broker", "accounts", "rules", "timers", "daemon", LEGACY_KEY)
 BROKER_KEYS = ("api_url", "user_hub_url", "market_hub_url", "username", "api_key", "api_key_file",
@@ -144,37 +144,32 @@ class _Problems:
         self.origins = dict(origins or {})
         self.items: list[Problem] = []
 
-    def file_for(self, path: Path_) -> str:
+    def file_for(self, path: KeyPath) -> str:
         best, name = -1, None
         for prefix, file in self.origins.items():
             if tuple(path[:len(prefix)]) == tuple(prefix) and len(prefix) > best:
                 best, name = len(prefix), file
         return str(self.source / name) if name else str(self.source)
 
-    def line_for(self, path: Path_) -> int | None:
+    def line_for(self, path: KeyPath) -> int | None:
         # The line of the deepest key of `path` that exists in the document (1-based). A missing
-        # key is reported at its parent mapping.
+        # key is reported at its parent mapping. Nodes a migration created or renamed have no
+        # line of their own: keep descending, nodes below them may have one.
         node, line = self.doc, None
         for part in path:
             lc = getattr(node, "lc", None)
-            try:
-                if isinstance(node, Mapping) and part in node:
-                    if lc is not None:
-                        line = lc.key(part)[0] + 1
-                    node = node[part]
-                elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-                    if lc is not None:
-                        line = lc.item(part)[0] + 1
-                    node = node[part]
-                else:
-                    if lc is not None and line is None and lc.line is not None:
-                        line = lc.line + 1
-                    break
-            except (KeyError, IndexError, TypeError, AttributeError):
+            if isinstance(node, Mapping) and part in node:
+                line = _lc_line(lc, "key", part) or line
+            elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+                line = _lc_line(lc, "item", part) or line
+            else:
+                if line is None and lc is not None and lc.line is not None:
+                    line = lc.line + 1
                 break
+            node = node[part]
         return line
 
-    def add(self, path: Path_, message: str, value: Any = _MISSING) -> None:
+    def add(self, path: KeyPath, message: str, value: Any = _MISSING) -> None:
         secret = any(isinstance(p, str) and p.lower() in SECRET_KEYS for p in path)
         shown = None if value is _MISSING or secret else _show(value)
         self.items.append(Problem(file=self.file_for(path), path=_fmt_path(path), message=message,
@@ -184,6 +179,15 @@ class _Problems:
         return bool(self.items)
 
 
+def _lc_line(lc: Any, kind: str, part: Any) -> int | None:
+    if lc is None:
+        return None
+    try:
+        return getattr(lc, kind)(part)[0] + 1
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return None
+
+
 def _hint(word: Any, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(word), list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -191,7 +195,7 @@ def _hint(word: Any, choices: Iterable[str]) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # environment expansion
-def _expand(node: Any, path: Path_, env: Mapping[str, str], probs: _Problems) -> Any:
+def _expand(node: Any, path: KeyPath, env: Mapping[str, str], probs: _Problems) -> Any:
     """A plain copy of ``node`` with ``${VAR}`` expanded in every string (``$${`` = literal)."""
     if isinstance(node, Mapping):
         return {k: _expand(v, path + (k,), env, probs) for k, v in node.items()}
@@ -218,8 +222,9 @@ def _expand(node: Any, path: Path_, env: Mapping[str, str], probs: _Problems) ->
 
 # ---------------------------------------------------------------------------------------------
 # section checkers (each adds problems and returns a value, or None when unusable)
-def _mapping(probs: _Problems, node: Any, path: Path_, allowed: Iterable[str],
-             required: Iterable[str] = (), what: str = "a mapping (key: value lines)") -> dict | None:
+def _mapping(probs: _Problems, node: Any, path: KeyPath, allowed: Iterable[str],
+             required: Iterable[str] = (),
+             what: str = "a mapping (key: value lines)") -> dict | None:
     if not isinstance(node, Mapping):
         probs.add(path, f"must be {what}", node)
         return None
@@ -234,7 +239,7 @@ def _mapping(probs: _Problems, node: Any, path: Path_, allowed: Iterable[str],
     return node  # type: ignore[return-value]
 
 
-def _get(probs: _Problems, node: Mapping, key: str, path: Path_, check, default: Any = _MISSING,
+def _get(probs: _Problems, node: Mapping, key: str, path: KeyPath, check, default: Any = _MISSING,
          shown=lambda v: v):
     """``node[key]`` checked by ``check(value) -> error message | None``; default when absent.
     ``shown`` turns a bad value into what the error may display."""
@@ -298,7 +303,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _is_url(schemes: tuple[str, ...]):
+def _is_url(schemes: tuple[str, ...], need_path: bool = False):
     def check(v: Any) -> str | None:
         if not isinstance(v, str) or not v.strip():
             return f"must be a URL ({' or '.join(s + '://' for s in schemes)}...)"
@@ -308,6 +313,10 @@ def _is_url(schemes: tuple[str, ...]):
         if parts.query or parts.fragment:
             # A hub URL with ?access_token= would put a token into the config and the logs.
             return "must not contain a query string or fragment"
+        if need_path and parts.path in ("", "/"):
+            # The SDK appends /Auth/loginKey etc. to api_url: a bare host fails only at connect.
+            return (f"must include the REST base path, e.g. {parts.scheme}://{parts.netloc}/api "
+                    "(TopstepX: https://api.topstepx.com/api)")
         if parts.scheme in ("http", "ws") and not _loopback(parts.hostname):
             return ("plain http would send the API key unencrypted: use https, or a loopback "
                     "address (127.0.0.1, localhost) for the simulator")
@@ -322,7 +331,8 @@ def _broker(probs: _Problems, node: Any, raw_node: Any, base_dir: Path,
                 ("api_url", "user_hub_url", "market_hub_url", "username")) is None:
         return None
     hub = _is_url(("https", "http", "wss", "ws"))
-    api_url = _get(probs, node, "api_url", path, _is_url(("https", "http")), shown=_url_shown)
+    api_url = _get(probs, node, "api_url", path, _is_url(("https", "http"), need_path=True),
+                   shown=_url_shown)
     user_hub = _get(probs, node, "user_hub_url", path, hub, shown=_url_shown)
     market_hub = _get(probs, node, "market_hub_url", path, hub, shown=_url_shown)
     username = _get(probs, node, "username", path, _is_text)
@@ -394,8 +404,8 @@ def _read_key_file(probs: _Problems, value: Any, base_dir: Path) -> tuple[Path |
     try:
         key = file.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        probs.add(path, f"cannot read {file}: {getattr(exc, 'strerror', None) or exc.__class__.__name__}",
-                  value)
+        reason = getattr(exc, "strerror", None) or exc.__class__.__name__
+        probs.add(path, f"cannot read {file}: {reason}", value)
         return None, None
     if not key:
         probs.add(path, f"{file} is empty", value)
@@ -414,7 +424,7 @@ def _field_names(cls: type) -> list[str]:
     return []
 
 
-def _dig(raw: Any, sub: Path_) -> Any:
+def _dig(raw: Any, sub: KeyPath) -> Any:
     node = raw
     for part in sub:
         try:
@@ -424,7 +434,8 @@ def _dig(raw: Any, sub: Path_) -> Any:
     return node
 
 
-def _cattrs_problems(exc: BaseException, raw: Any, sub: Path_ = ()) -> Iterable[tuple[Path_, str, Any]]:
+def _cattrs_problems(exc: BaseException, raw: Any,
+                     sub: KeyPath = ()) -> Iterable[tuple[KeyPath, str, Any]]:
     """Flatten a cattrs error tree into (sub path, message, bad value) triples."""
     if isinstance(exc, ForbiddenExtraKeysError):
         allowed = _field_names(exc.cl) if exc.cl else []
@@ -438,12 +449,12 @@ def _cattrs_problems(exc: BaseException, raw: Any, sub: Path_ = ()) -> Iterable[
     if isinstance(exc, (ClassValidationError, IterableValidationError)):
         for inner in exc.exceptions:
             notes = getattr(inner, "__notes__", [])
-            step, typ = None, None
+            step = None
             for note in notes:
                 if isinstance(note, AttributeValidationNote):
-                    step, typ = note.name, note.type
+                    step = note.name
                 elif isinstance(note, IterableValidationNote):
-                    step, typ = note.index, note.type
+                    step = note.index
             yield from _cattrs_problems(inner, raw, sub + ((step,) if step is not None else ()))
         return
     if isinstance(exc, KeyError) and exc.args and sub and sub[-1] == exc.args[0]:
@@ -456,20 +467,15 @@ def _cattrs_problems(exc: BaseException, raw: Any, sub: Path_ = ()) -> Iterable[
         message = "must be one of " + ", ".join(
             s.strip().strip("'\"") for s in m.group(1).split(","))
     # attrs validators (run by the constructor, so no note): "'limit' must be < 0: 5"
-    m = re.match(r"^'(\w+)' (.*)$", message)
-    if m and m.group(1) in _field_names_of_sub(raw, sub):
+    m = re.match(r"^'(\w+)' (must .*)$", message)
+    if m:
         sub = sub + (m.group(1),)
-        value = _dig(raw, sub)
         message = m.group(2)
-        if value is not _MISSING:
-            message = re.sub(r":\s*" + re.escape(str(value)) + r"$", "", message)
-            message = re.sub(r"\s*\(got " + re.escape(repr(value)) + r"\)$", "", message)
+        # Drop attrs' own echo of the value (it prints the converted one, 5.0 for 5): the
+        # problem shows the value as written.
+        message = re.sub(r"^(must be [<>=!]{1,2} [^:]+): .*$", r"\1", message)
+        message = re.sub(r"\s*\(got .*\)$", "", message)
     yield sub, message, _dig(raw, sub)
-
-
-def _field_names_of_sub(raw: Any, sub: Path_) -> set:
-    node = _dig(raw, sub)
-    return set(node) if isinstance(node, Mapping) else set()
 
 
 def _deep_merge(base: Any, override: Any) -> Any:
@@ -482,12 +488,13 @@ def _deep_merge(base: Any, override: Any) -> Any:
     return copy.deepcopy(override)
 
 
-def _rule(probs: _Problems, name: Any, entry: Any, path: Path_, registry: Registry,
+def _rule(probs: _Problems, name: Any, entry: Any, path: KeyPath, registry: Registry,
           who: str = "") -> RuleConfig | None:
     cls = registry.get(name) if isinstance(name, str) else None
     if cls is None:
         installed = ", ".join(sorted(registry)) or "none"
-        probs.add(path, f"{who}unknown rule {name!r}{_hint(name, registry)}; installed: {installed}")
+        probs.add(path, f"{who}unknown rule {name!r}{_hint(name, registry)}; "
+                        f"installed: {installed}")
         return None
     if entry is None:
         entry = {}  # `max_contracts:` with nothing after it: enabled, default params
@@ -513,7 +520,8 @@ def _rule(probs: _Problems, name: Any, entry: Any, path: Path_, registry: Regist
     return RuleConfig(name=name, enabled=enabled, mode=mode, params=params) if ok else None
 
 
-def _rules(probs: _Problems, node: Any, registry: Registry) -> tuple[dict, tuple[RuleConfig, ...], set]:
+def _rules(probs: _Problems, node: Any,
+           registry: Registry) -> tuple[dict, tuple[RuleConfig, ...], set]:
     """(raw rule entries, validated global rules, names of rules that failed)."""
     if node is None:
         return {}, (), set()
@@ -578,7 +586,7 @@ def _accounts(probs: _Problems, node: Any, registry: Registry, global_raw: Mappi
     return tuple(out) if ok else None
 
 
-def _account_rules(probs: _Problems, overrides: Any, path: Path_, label: str, registry: Registry,
+def _account_rules(probs: _Problems, overrides: Any, path: KeyPath, label: str, registry: Registry,
                    global_raw: Mapping, global_rules: tuple[RuleConfig, ...],
                    bad: set) -> tuple[RuleConfig, ...] | None:
     if overrides is None:
@@ -660,7 +668,8 @@ def _daemon(probs: _Problems, node: Any, base_dir: Path) -> DaemonConfig | None:
     default = DaemonConfig()
     # Unprivileged ports only: riskd runs as its own non-root user.
     port = _get(probs, node, "admin_port", path, _is_int(1024, 65535), default.admin_port)
-    timeout = _get(probs, node, "rule_timeout_ms", path, _is_int(1, 60_000), default.rule_timeout_ms)
+    timeout = _get(probs, node, "rule_timeout_ms", path, _is_int(1, 60_000),
+                   default.rule_timeout_ms)
     state_dir = _get(probs, node, "state_dir", path, _is_text, "var")
     if state_dir is not None:
         resolved = (base_dir / Path(state_dir.strip()).expanduser()).resolve()
@@ -736,7 +745,10 @@ def parse_config(doc: Any, registry: Registry, source: str | os.PathLike, *,
         probs.add(("version",), _version_message(doc["version"]), doc["version"])
         raise ConfigError(str(source), probs.items)
     _mapping(probs, doc, (), TOP_KEYS, ("version", "broker", "accounts"))
-    data = _expand(doc, (), os.environ if env is None else env, probs)
+    # legacy_1_0 is kept verbatim and not used: a ${VAR} parked there must not have to be set.
+    data = {k: (_plain(v) if k == LEGACY_KEY else _expand(v, (k,), env if env is not None
+                                                          else os.environ, probs))
+            for k, v in doc.items()}
 
     broker = _broker(probs, data["broker"], doc.get("broker"), base, warn) if "broker" in data \
         else None
@@ -807,13 +819,15 @@ def read_document(path: str | os.PathLike) -> Any:
     except FileNotFoundError:
         raise ConfigError(str(file), [Problem(str(file), "", "file not found")]) from None
     except IsADirectoryError:
-        raise ConfigError(str(file), [Problem(str(file), "", "is a directory, not a file")]) from None
+        raise ConfigError(str(file), [Problem(str(file), "", "is a directory, not a file")]) \
+            from None
     except PermissionError:
         raise ConfigError(str(file), [Problem(str(file), "", "permission denied")]) from None
     except UnicodeDecodeError:
         raise ConfigError(str(file), [Problem(str(file), "", "is not UTF-8 text")]) from None
     except OSError as exc:
-        raise ConfigError(str(file), [Problem(str(file), "", f"cannot read: {exc.strerror}")]) from None
+        raise ConfigError(str(file), [Problem(str(file), "", f"cannot read: {exc.strerror}")]) \
+            from None
     try:
         return _yaml().load(text)
     except YAMLError as exc:
@@ -833,7 +847,8 @@ def read_1_0_dir(path: str | os.PathLike) -> tuple[dict[str, Any], list[str]]:
         file = folder / name
         if not file.is_file():
             if name == "timers_config.yaml":
-                warnings.append(f"{file}: missing; the daily reset defaults to 17:00 America/Chicago")
+                warnings.append(f"{file}: missing; the daily reset defaults to 17:00 "
+                                "America/Chicago")
             else:
                 problems.append(Problem(str(file), "", "missing (a 1.0 config has "
                                         f"{', '.join(LAYOUT_1_0_FILES)})"))
@@ -856,7 +871,8 @@ def _migrate_dir(folder: Path) -> MigrationResult:
     try:
         result = migrations.migrate(raw, "1.0")
     except MigrationError as exc:
-        raise ConfigError(str(folder), [Problem(str(folder / exc.file), "", str(exc).split(": ", 1)[-1])]) from None
+        problem = Problem(str(folder / exc.file), "", str(exc).split(": ", 1)[-1])
+        raise ConfigError(str(folder), [problem]) from None
     return attrs.evolve(result, warnings=tuple(read_warnings) + result.warnings)
 
 

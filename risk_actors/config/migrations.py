@@ -42,7 +42,7 @@ LAYOUT_1_0_FILES = ("accounts.yaml", "risk_config.yaml", "timers_config.yaml")
 # are parked in legacy_1_0 until the rules exist (issue 4).
 RULES_MIGRATED_FROM_1_0 = ("max_contracts", "daily_realized_loss")
 TOPSTEPX_URLS = {
-    "api_url": "https://api.topstepx.com",
+    "api_url": "https://api.topstepx.com/api",
     "user_hub_url": "https://rtc.topstepx.com/hubs/user",
     "market_hub_url": "https://rtc.topstepx.com/hubs/market",
 }
@@ -91,7 +91,7 @@ class MigrationResult:
 
 
 def version_key(version: Any) -> str:
-    """Normalize a ``version`` value: ``2``, ``"2"``, ``2.0`` -> ``"2"``; ``1``, ``1.0`` -> ``"1.0"``."""
+    """Normalize a ``version``: ``2``, ``"2"``, ``2.0`` -> ``"2"``; ``1``, ``1.0`` -> ``"1.0"``."""
     if isinstance(version, bool) or version is None:
         return str(version)
     text = str(version).strip()
@@ -130,7 +130,8 @@ def _file_map(raw: Mapping, name: str) -> Mapping:
     if data is None:
         return {}
     if not _is_map(data):
-        raise MigrationError(name, f"must be a mapping at the top level, found {type(data).__name__}")
+        raise MigrationError(name, "must be a mapping at the top level, found "
+                                   f"{type(data).__name__}")
     return data
 
 
@@ -173,9 +174,22 @@ def _broker_from_1_0(accounts_file: Mapping, ctx: MigrationContext) -> Any:
         broker["api_url"] = TOPSTEPX_URLS["api_url"]
         ctx.warnings.append("accounts.yaml: topstepx had no api_url; using TopstepX "
                             f"({TOPSTEPX_URLS['api_url']}) as 1.0 did")
+    else:
+        broker["api_url"] = _with_api_path(broker["api_url"], ctx)
     for key, url in _hub_urls(broker["api_url"], ctx).items():
         broker[key] = url
     return broker
+
+
+def _with_api_path(url: Any, ctx: MigrationContext) -> Any:
+    # 1.0 stored the host (https://api.topstepx.com) and its client added /api; version 2 hands
+    # api_url to the SDK as the REST base, which must include /api.
+    if not isinstance(url, str) or urlsplit(url.strip()).path not in ("", "/"):
+        return url
+    fixed = url.strip().rstrip("/") + "/api"
+    ctx.warnings.append(f"accounts.yaml: api_url {url!r} became {fixed!r} (version 2 takes the "
+                        "REST base including /api)")
+    return fixed
 
 
 def _label(entry: Mapping, index: int) -> str:
@@ -262,7 +276,8 @@ def _describe_keys(mapping: Mapping) -> list[str]:
 
 def _from_1_0(raw: Any, ctx: MigrationContext) -> dict:
     if not _is_map(raw):
-        raise MigrationError("1.0 layout", "expected the contents of " + ", ".join(LAYOUT_1_0_FILES))
+        raise MigrationError("1.0 layout",
+                             "expected the contents of " + ", ".join(LAYOUT_1_0_FILES))
     accounts_file = _file_map(raw, "accounts.yaml")
     risk_file = _file_map(raw, "risk_config.yaml")
     timers_file = _file_map(raw, "timers_config.yaml")

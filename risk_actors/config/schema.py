@@ -151,7 +151,7 @@ class TimersConfig:
 
 @attrs.frozen
 class DaemonConfig:
-    """The ``daemon`` section. ``state_dir`` is absolute (resolved against the config's directory)."""
+    """The ``daemon`` section. ``state_dir`` is absolute (resolved against the config's folder)."""
 
     admin_port: int = 19500
     state_dir: Path = Path("var")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -107,8 +108,10 @@ def sim_url(sim_process: SimProcess) -> str:
 
 @pytest.fixture
 def control(sim_process: SimProcess) -> Iterator[ControlClient]:
-    """Control client; faults and config a test changes are undone after it."""
+    """Control client on a simulator whose clock reads real time; faults and config a test
+    changes are undone after it (other tests, e.g. scenarios, move the clock)."""
     client = sim_process.control
+    client.set_clock(datetime.now(timezone.utc).isoformat())
     yield client
     client.clear_faults()
     client.config(wrap_events=False, pnl_includes_fees=False, quote_interval_ms=500)

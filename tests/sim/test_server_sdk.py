@@ -363,6 +363,22 @@ def test_fault_fails_the_next_call_then_clears(sim_url: str, control: ControlCli
     assert status == 200
 
 
+def test_slow_fault_beyond_the_sdk_timeout_leaves_an_order_that_was_placed(sim_url: str, control: ControlClient, account: dict) -> None:
+    async def scenario() -> None:
+        cfg = sdk_config(sim_url)
+        cfg.timeout_seconds = 1
+        async with ProjectX(username="trader", api_key="k", config=cfg, account_name=account["name"]) as px:
+            await px.authenticate()
+            await asyncio.to_thread(control.add_fault, "/api/Order/place", "slow", 1, None, 1500)
+            with pytest.raises(OrderSubmissionUncertainError):
+                await OrderManager(px, EventBus()).place_order(MNQ, 2, 0, 1)
+            # The simulator finishes the request after the client gave up: reconcile, never retry blind.
+            await asyncio.to_thread(wait_until, lambda: control.state(account["id"])["positions"] != [], 3.0,
+                                    "the slow order to execute")
+
+    run(scenario())
+
+
 def test_bad_input_gets_the_gateway_error_shape_and_changes_nothing(sim_url: str, control: ControlClient, account: dict) -> None:
     token = login_token(sim_url)
     acct = account["id"]

@@ -3,12 +3,13 @@ reducer's full replay, and the derived tables mirror the state (risk_actors/db.p
 
 Sequences are drawn from the real message/state classes: positions, orders, fills (re-used ids,
 voids), locks (account and symbol, overlapping keys), lifts, rule memory, daily resets, quotes,
-account updates, ticks. Snapshots happen automatically (random ``snapshot_every``) and on demand,
+account updates, ticks, REST reconciliations. Snapshots happen automatically (random ``snapshot_every``) and on demand,
 the database is reopened mid-way (fresh per-process caches) and intermediate loads are checked.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -65,8 +66,12 @@ reset = hs.builds(st.DailyReset, offsets, offsets)
 scheduled = hs.builds(st.ResetScheduled, offsets, hs.none() | offsets)
 misc = hs.builds(m.Tick, hs.just(ACCT)) | hs.builds(m.ConnectionChanged, hs.just(ACCT),
                                                      hs.booleans())
+reconciled = hs.builds(m.Reconciled, hs.just(ACCT), hs.none() | account,
+                       hs.lists(position, max_size=3).map(tuple),
+                       hs.lists(order, max_size=3).map(tuple),
+                       hs.lists(trade, max_size=4).map(tuple))
 change = hs.one_of(position, order, trade, account, quote, contracts, locks_added, lifted, memory,
-                   reset, scheduled, misc)
+                   reset, scheduled, misc, reconciled)
 
 # One step: a change, seconds since the previous step, a seq increment (0 = same event as the
 # previous change), and whether to snapshot on demand / reopen / load after it.
@@ -91,7 +96,8 @@ def _check_derived(db: dbm.Database, state: st.AccountState) -> None:
                        sum(1 for t in state.trades.values() if not t.voided))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# RISKD_DB_EXAMPLES=2000 for a longer soak; 60 keeps the unit run in a couple of seconds.
+@settings(max_examples=int(os.environ.get("RISKD_DB_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=hs.lists(step, min_size=10, max_size=60), snapshot_every=hs.integers(1, 12))
 def test_snapshot_prune_load_equals_full_replay(steps, snapshot_every) -> None:
     with tempfile.TemporaryDirectory() as tmp:
