@@ -5,7 +5,9 @@ and the payload fields, but not the wire behaviour around them. Each constant be
 the simulator makes where the docs are silent; the comment says what was chosen and why, so a
 measurement against the real gateway can overturn one value without hunting through the code.
 Values that can change at run time (``/sim/config``, ``gateway-sim serve`` options) only have
-their *defaults* here.
+their *defaults* here. A few constants are statements, not switches (the code has only one
+behaviour and the constant names it so it can be found and argued with): they are marked
+"(fact)".
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ NEGOTIATE_TRANSPORTS = [{"transport": "WebSockets", "transferFormats": ["Text", 
 ACCEPT_UNKNOWN_CONNECTION_ID = True
 # SignalR groups die with the connection: a reconnected socket starts with no subscriptions and
 # the client must subscribe again (project-x-py does, twice). Nothing is replayed.
-SUBSCRIPTIONS_SURVIVE_RECONNECT = False
+SUBSCRIPTIONS_SURVIVE_RECONNECT = False  # (fact)
 
 # --- hub method dispatch -------------------------------------------------------------------
 # ASP.NET Core resolves hub method names case-insensitively.
@@ -52,7 +54,7 @@ UNKNOWN_METHOD_ERROR = "Unknown hub method '{target}'"
 SUBSCRIBE_ACCEPTS_SYMBOL = True
 # SubscribeAccounts() takes no account id: every account visible to the token is pushed. The
 # simulator has one user's worth of accounts, so every account is visible to every token.
-ALL_ACCOUNTS_VISIBLE_TO_EVERY_TOKEN = True
+ALL_ACCOUNTS_VISIBLE_TO_EVERY_TOKEN = True  # (fact)
 
 # --- keep-alive ----------------------------------------------------------------------------
 # ASP.NET Core's default KeepAliveInterval is 15 s; pysignalr never checks the server's pings,
@@ -80,7 +82,7 @@ LOGOUT_EXPIRES_TOKENS_DEFAULT = False
 # the client's run task, which then dies for good (no reconnect). A plain websocket close (or a
 # Close message without error) makes it reconnect at once. ``drop`` therefore closes cleanly
 # by default; ``POST /sim/drop {"mode": "error"}`` sends the fatal kind on purpose.
-CLOSE_WITH_ERROR_KILLS_PYSIGNALR = True
+CLOSE_WITH_ERROR_KILLS_PYSIGNALR = True  # (fact)
 DROP_CLOSE_CODE = 1001  # "going away": what a server restart or load-balancer drain sends
 DROP_ERROR_MESSAGE = "Server closed the connection with an error."
 
@@ -90,9 +92,9 @@ DROP_ERROR_MESSAGE = "Server closed the connection with an error."
 TOKEN_LIFETIME_S_DEFAULT = 24 * 3600
 # An open socket is not closed when its token expires (ASP.NET Core's default); only new
 # negotiations and socket upgrades are refused with 401.
-CLOSE_SOCKET_ON_TOKEN_EXPIRY = False
+CLOSE_SOCKET_ON_TOKEN_EXPIRY = False  # (fact)
 # Any non-empty userName/apiKey logs in (there is one simulated user).
-ACCEPT_ANY_CREDENTIALS = True
+ACCEPT_ANY_CREDENTIALS = True  # (fact)
 
 # --- REST error shapes ---------------------------------------------------------------------
 # The gateway answers business errors (unknown account, bad size, ...) with HTTP 200 and
@@ -104,14 +106,12 @@ MALFORMED_JSON_STATUS = 400
 # A bad or expired bearer: HTTP 401, empty body, ``WWW-Authenticate: Bearer`` (ASP.NET Core).
 # ``/api/Status/ping`` and ``/api/Auth/loginKey`` need no bearer.
 PUBLIC_PATHS = frozenset({"/api/Status/ping", "/api/Auth/loginKey"})
-# errorCode used when the simulator itself rejects a request before the engine sees it (missing
-# or wrong-typed field, unknown account). The gateway's per-endpoint error enums are not
-# published consistently; these follow the names seen in its Swagger (AccountNotFound = 1 on the
-# trading endpoints, ...) and are only a best guess. Engine errors carry the engine's own code.
-ERROR_CODE_ACCOUNT_NOT_FOUND = 1
+# errorCode when the simulator itself rejects a request before the engine sees it (missing or
+# wrong-typed field). The gateway's per-endpoint error enums are not all published; the trading
+# endpoints use their own "rejected" code instead (Order/place 2, cancel/modify 3,
+# partialCloseContract size 5, the engine's enums). Engine errors carry the engine's own code.
 ERROR_CODE_INVALID_REQUEST = 2
 ERROR_CODE_LOGIN_FAILED = 3  # LoginErrorCode.InvalidCredentials
-ERROR_CODE_UNKNOWN = 7
 # Status/ping answers the JSON string "pong": the SDK calls response.json() on every 200.
 PING_RESPONSE = "pong"
 # 429s carry ``Retry-After`` in seconds; the SDK defaults to 60 when it is missing.
@@ -123,7 +123,7 @@ RETRY_AFTER_S_DEFAULT = 1
 #   -> GatewayUserPosition -> GatewayUserAccount (when the balance changed).
 # The hubs deliver each engine batch in that order on every socket; events are queued before
 # the REST response that caused them is written, so a client may see them first.
-FILL_EVENT_ORDER = (
+FILL_EVENT_ORDER = (  # (fact)
     "GatewayUserOrder",
     "GatewayUserTrade",
     "GatewayUserOrder",
@@ -133,6 +133,16 @@ FILL_EVENT_ORDER = (
 # Whether a closing trade's profitAndLoss already has the fees taken off (SR says yes, the
 # payload also carries ``fees``). Default: no; ``POST /sim/config {"pnlIncludesFees": true}``.
 PNL_INCLUDES_FEES_DEFAULT = False
+
+# --- rate limits ---------------------------------------------------------------------------
+# Docs: 200 requests / 60 s, History/retrieveBars 50 / 30 s, then HTTP 429. Counted here per user
+# name (every token and every client of one user share the budget: the conservative reading),
+# accepted requests only, the two buckets separately, public endpoints not at all. Off by
+# default because test suites share one user across many short sessions; turn it on with
+# ``serve --rate-limit`` or ``POST /sim/config {"rateLimit": true}``. The request log lets a
+# benchmark check the budget after the fact either way.
+RATE_LIMIT_DEFAULT = False
+RATE_LIMITS = {"api": (200, 60.0), "bars": (50, 30.0)}  # bucket -> (requests, window seconds)
 
 # --- history -------------------------------------------------------------------------------
 # History/retrieveBars builds bars from the prices the simulator was given (control API, price

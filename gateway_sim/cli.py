@@ -164,11 +164,13 @@ def main() -> None:
 @click.option("--wrap-events/--no-wrap-events", default=assumptions.WRAP_EVENTS_DEFAULT, show_default=True, help="Send user-hub events wrapped as {action, data} instead of bare payloads.")
 @click.option("--quote-interval-ms", default=assumptions.QUOTE_INTERVAL_MS_DEFAULT, show_default=True, type=click.IntRange(0), help="Re-send the last quote of every subscribed contract this often (0: only on price changes). The SDK reconnects after 30 s without market data.")
 @click.option("--pnl-includes-fees/--pnl-excludes-fees", default=assumptions.PNL_INCLUDES_FEES_DEFAULT, show_default=True, help="Whether a closing trade's profitAndLoss has the fees taken off.")
+@click.option("--rate-limit/--no-rate-limit", default=assumptions.RATE_LIMIT_DEFAULT, show_default=True, help="Enforce the gateway's 200 requests/60 s (bars 50/30 s) per user with HTTP 429.")
 @click.option("--token-lifetime", type=click.FloatRange(min=1, min_open=False), default=None, help="Lifetime of issued tokens in seconds (default 24 h).")
 @click.option("--log-capacity", default=200_000, show_default=True, type=click.IntRange(min=1000), help="Records kept by GET /sim/log (oldest dropped; about 1.2 kB each).")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True, help="Simulator log level (stderr). Tokens and query strings are never logged.")
 def serve(host: str, port: int, state_file: str | None, wrap_events: bool, quote_interval_ms: int,
-          pnl_includes_fees: bool, token_lifetime: float | None, log_capacity: int, log_level: str) -> None:
+          pnl_includes_fees: bool, rate_limit: bool, token_lifetime: float | None, log_capacity: int,
+          log_level: str) -> None:
     """Run the simulator: REST under /api, SignalR hubs under /hubs, control API under /sim.
 
     Prints `gateway-sim listening on http://HOST:PORT` on stdout once it accepts connections;
@@ -186,7 +188,7 @@ def serve(host: str, port: int, state_file: str | None, wrap_events: bool, quote
     if not loopback:
         click.echo(f"gateway-sim: warning: listening on {host}, not loopback; the control API has no authentication", err=True)
     sim = Simulator(wrap_events=wrap_events, quote_interval_ms=quote_interval_ms,
-                    pnl_includes_fees=pnl_includes_fees, state_file=state_file,
+                    pnl_includes_fees=pnl_includes_fees, rate_limit=rate_limit, state_file=state_file,
                     recorder=Recorder(capacity=log_capacity))
     if token_lifetime is not None:
         sim.tokens.lifetime_s = token_lifetime
@@ -531,16 +533,19 @@ def tokens(expires_in: float | None, expire_all: bool, url: str) -> None:
 @click.option("--wrap-events/--no-wrap-events", default=None, help="User events as {action, data} or bare.")
 @click.option("--pnl-includes-fees/--pnl-excludes-fees", default=None, help="Fees taken off profitAndLoss or not.")
 @click.option("--quote-interval-ms", type=click.IntRange(0), help="Periodic quote interval (0 disables).")
+@click.option("--rate-limit/--no-rate-limit", default=None, help="Enforce the gateway's request budgets with 429.")
 @url_option
 @json_option
-def config(wrap_events: bool | None, pnl_includes_fees: bool | None, quote_interval_ms: int | None, url: str, as_json: bool) -> None:
+def config(wrap_events: bool | None, pnl_includes_fees: bool | None, quote_interval_ms: int | None,
+           rate_limit: bool | None, url: str, as_json: bool) -> None:
     """Show or change the simulator's run-time switches."""
     sim = _Sim(url)
-    if wrap_events is None and pnl_includes_fees is None and quote_interval_ms is None:
+    body = {"wrapEvents": wrap_events, "pnlIncludesFees": pnl_includes_fees,
+            "quoteIntervalMs": quote_interval_ms, "rateLimit": rate_limit}
+    if all(v is None for v in body.values()):
         answer = sim.request("GET", "/sim/config")
     else:
-        answer = sim.config(wrap_events=wrap_events, pnl_includes_fees=pnl_includes_fees,
-                            quote_interval_ms=quote_interval_ms)
+        answer = sim.request("POST", "/sim/config", body=body)
     if as_json:
         _print_json(answer)
         return

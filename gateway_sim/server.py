@@ -108,6 +108,26 @@ def _parse_time(value: str, name: str, code: int) -> datetime:
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 
 
+class RateLimiter:
+    """Sliding-window request budgets per (user, bucket)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._seen: dict[tuple[str, str], deque[float]] = {}
+
+    def admit(self, user: str, bucket: str) -> int | None:
+        """None if the request fits the budget (and counts it), else Retry-After seconds."""
+        limit, window = assumptions.RATE_LIMITS[bucket]
+        now = self._clock()
+        seen = self._seen.setdefault((user, bucket), deque())
+        while seen and seen[0] <= now - window:
+            seen.popleft()
+        if len(seen) >= limit:
+            return max(1, math.ceil(seen[0] + window - now))
+        seen.append(now)
+        return None
+
+
 class PriceHistory:
     """Every price the simulator was given, per contract, for History/retrieveBars."""
 
@@ -165,6 +185,7 @@ class Simulator:
                  wrap_events: bool = assumptions.WRAP_EVENTS_DEFAULT,
                  quote_interval_ms: int = assumptions.QUOTE_INTERVAL_MS_DEFAULT,
                  pnl_includes_fees: bool = assumptions.PNL_INCLUDES_FEES_DEFAULT,
+                 rate_limit: bool = assumptions.RATE_LIMIT_DEFAULT,
                  state_file: str | os.PathLike[str] | None = None,
                  recorder: Recorder | None = None, tokens: TokenIssuer | None = None):
         self.clock = clock or (engine.clock if engine is not None else SimClock())
@@ -176,6 +197,8 @@ class Simulator:
         self.faults = FaultSet()
         self.tokens = tokens or TokenIssuer()
         self.history = PriceHistory()
+        self.rate_limit = rate_limit
+        self.limiter = RateLimiter()
         self.hubs = HubManager(self.tokens, self.faults, self.recorder, on_subscribe=self._on_subscribe)
         self._paths: dict[str, asyncio.Task] = {}
         self._quote_task: asyncio.Task | None = None
@@ -254,7 +277,8 @@ class Simulator:
 
     def config_dict(self) -> dict[str, Any]:
         return {"wrapEvents": self.wrap_events, "pnlIncludesFees": self.engine.pnl_includes_fees,
-                "quoteIntervalMs": self.quote_interval_ms, "tokenLifetimeS": self.tokens.lifetime_s}
+                "quoteIntervalMs": self.quote_interval_ms, "rateLimit": self.rate_limit,
+                "tokenLifetimeS": self.tokens.lifetime_s}
 
     # -- publishing events ----------------------------------------------------------------------
 
@@ -430,6 +454,13 @@ class Simulator:
             claims = self.tokens.claims(token)
             if claims is None:
                 return web.Response(status=401, headers={"WWW-Authenticate": "Bearer"})
+            if self.rate_limit:
+                bucket = "bars" if spec.path == "/api/History/retrieveBars" else "api"
+                retry_after = self.limiter.admit(str(claims.get("sub", "")), bucket)
+                if retry_after is not None:
+                    rec["rateLimited"] = True
+                    return web.Response(status=429, headers={"Retry-After": str(retry_after)},
+                                        text="Too Many Requests")
         if malformed or (body is not None and not isinstance(body, dict)):
             what = "is not valid JSON" if malformed else "must be a JSON object"
             rec["success"], rec["errorCode"] = False, assumptions.ERROR_CODE_INVALID_REQUEST
@@ -739,9 +770,11 @@ class Simulator:
         return {"expiresIn": self.tokens.lifetime_s, "generation": self.tokens.generation}
 
     def _c_config(self, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(body) - {"wrapEvents", "pnlIncludesFees", "quoteIntervalMs"}
+        unknown = set(body) - {"wrapEvents", "pnlIncludesFees", "quoteIntervalMs", "rateLimit"}
         if unknown:
-            raise ControlFailure(f"unknown config key(s) {sorted(unknown)}: use wrapEvents, pnlIncludesFees, quoteIntervalMs")
+            raise ControlFailure(f"unknown config key(s) {sorted(unknown)}: use wrapEvents, pnlIncludesFees, "
+                                 f"quoteIntervalMs, rateLimit")
+        rate_limit = _ctl(body, "rateLimit", "bool", required=False)
         wrap = _ctl(body, "wrapEvents", "bool", required=False)
         pnl = _ctl(body, "pnlIncludesFees", "bool", required=False)
         interval = _ctl(body, "quoteIntervalMs", "int", required=False)
@@ -753,6 +786,8 @@ class Simulator:
             self.engine.pnl_includes_fees = pnl
         if interval is not None:
             self.quote_interval_ms = interval
+        if rate_limit is not None:
+            self.rate_limit = rate_limit
         self._changed()
         return self.config_dict()
 

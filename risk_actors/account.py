@@ -25,7 +25,7 @@ from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExi
 
 from risk_actors import messages as m
 from risk_actors.broker.settings import BrokerSettings
-from risk_actors.calendar import next_reset
+from risk_actors.calendar import last_reset, next_reset
 from risk_actors.clock import SystemClock
 from risk_actors.enforcer import EnforcerInit, job_key
 from risk_actors.pipeline import _strongest, lockout_guard, merge
@@ -161,8 +161,9 @@ class AccountActor(ActorTypeDispatcher):
         if state is None:
             state = AccountState(msg.account_id, name=msg.name)
             self.state = state
-            state = self._apply(ResetScheduled(self._next_reset(now),
-                                               self._next_reset(now) - timedelta(days=1)), now)
+            state = self._apply(ResetScheduled(
+                self._next_reset(now),
+                last_reset(now, self.init.reset_time, self.init.reset_timezone)), now)
         else:
             logger.info("account {}: restored state at journal {} ({} lock(s))",
                         msg.account_id, self.jseq, len(state.lockouts))

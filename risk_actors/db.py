@@ -46,7 +46,23 @@ and, in the same transaction, brings the derived tables (``lockouts``, ``daily_p
 ``state_after`` as the snapshot and prunes the journal it covers. ``load`` = latest snapshot +
 ``state.reduce_all`` over the journal rows after it. Journal rows are ordered by their own row id,
 not by ``seq``: several changes may share the seq of the event that caused them (a position
-event, then the locks its verdicts added).
+event, then the locks its verdicts added), so snapshots record the journal row they cover.
+A journal row that does not decode is logged, reported and skipped; a snapshot that does not
+decode falls back to the derived tables, which hold the current locks and the day's trades.
+
+The derived tables are for people and the CLI (and that fallback); ``load`` never needs them.
+Writing them costs little because the reducer reuses unchanged objects: ``record`` compares
+by identity and writes only the rows that changed (a per-process cache, valid because one
+process writes one account, dropped when a transaction fails).
+
+Audit trail
+-----------
+Append-only (triggers refuse UPDATE/DELETE), each row carrying ``prev_hash`` and
+``hash = sha256(prev_hash + canonical JSON of the row, id included)``; the chain head (last id and
+hash) is kept in ``audit_head`` so that removing the newest rows is detected too.
+:meth:`Database.verify_audit` names the first bad row. This is tamper-*evidence* without a
+secret: someone with write access who knows the scheme can rebuild the whole chain; anchoring
+the head hash elsewhere (logs, alerts) is what would catch that.
 
 Timestamps are stored as ISO-8601 UTC strings with microseconds (one fixed format, so string
 comparison is time comparison). Naive datetimes are taken as UTC, as in :mod:`risk_actors.state`.
@@ -292,15 +308,18 @@ class Database:
 
     ``migrate=True`` (the Store actor, tests) applies pending migrations at open;
     ``migrate=False`` (AccountActors) only checks that the file is at the code's version.
+    ``readonly=True`` (a CLI reading the file directly) opens it ``mode=ro``: queries work,
+    writes raise ``sqlite3.OperationalError``, the schema must already be current.
     ``snapshot_every`` is how many records of one account go between automatic snapshots.
-    Not thread-safe: one ``Database`` per process (actors are single-threaded).
+    Meant for one thread (actors are single-threaded); a lock serializes calls if shared.
+    One ``Database`` per process: never carry one across fork.
     """
 
     def __init__(self, path: str | Path, *, migrate: bool = True,
                  snapshot_every: int = DEFAULT_SNAPSHOT_EVERY,
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT, synchronous: str = "NORMAL",
                  migrations: Sequence[Migration] = MIGRATIONS,
-                 now: datetime | None = None) -> None:
+                 readonly: bool = False, now: datetime | None = None) -> None:
         if synchronous.upper() not in ("NORMAL", "FULL", "EXTRA"):
             # OFF could lose committed transactions on a crash mid-checkpoint: not allowed.
             raise ValueError(f"synchronous must be NORMAL, FULL or EXTRA, not {synchronous!r}")
@@ -315,15 +334,23 @@ class Database:
         self._derived: dict[int, dict[str, Any]] = {}
         self._since_snapshot: dict[int, int] = {}
         self._lock = threading.Lock()  # cheap guard should a caller share us across threads
+        self.readonly = readonly
         # isolation_level=None: no implicit BEGIN from the sqlite3 module; we issue our own.
-        self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
+        if readonly:
+            uri = f"{Path(self.path).absolute().as_uri()}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout,
+                                         isolation_level=None)
+        else:
+            self._conn = sqlite3.connect(self.path, timeout=busy_timeout, isolation_level=None)
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._conn.execute("PRAGMA journal_mode" if readonly
+                                      else "PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal" and self.path != ":memory:":
-                raise DatabaseError(f"{self.path}: could not enable WAL (journal_mode={mode})")
-            self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
-            self.version = self._open_schema(migrate, now)
+                raise DatabaseError(f"{self.path}: not in WAL mode (journal_mode={mode})")
+            if not readonly:
+                self._conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+            self.version = self._open_schema(migrate and not readonly, now)
         except BaseException:
             self._conn.close()
             raise
@@ -373,7 +400,7 @@ class Database:
 
     def _open_schema(self, migrate: bool, now: datetime | None) -> int:
         latest = len(self.migrations)
-        with self._write():
+        with (self._read() if self.readonly else self._write()):
             current = self._current_version()
             if current > latest:
                 raise SchemaTooNew(
@@ -381,7 +408,7 @@ class Database:
                     f"({latest}); run the riskd version that wrote it, or restore a backup")
             if current == latest:
                 return current
-            if not migrate:
+            if not migrate or self.readonly:
                 raise SchemaNotReady(f"{self.path}: schema version {current}, code needs "
                                      f"{latest}; the Store actor migrates it at start-up")
             if current == 0:
@@ -494,8 +521,8 @@ class Database:
             if pnl != cache["pnl"]:
                 conn.execute(
                     "INSERT INTO daily_pnl VALUES (?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (account_id, day_start) DO UPDATE SET realized = excluded.realized,"
-                    " fees = excluded.fees, net = excluded.net, "
+                    "ON CONFLICT (account_id, day_start) DO UPDATE SET "
+                    "realized = excluded.realized, fees = excluded.fees, net = excluded.net, "
                     "trade_count = excluded.trade_count, updated_at = excluded.updated_at",
                     (account_id, *pnl, at_text))
                 cache["pnl"] = pnl

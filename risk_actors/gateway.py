@@ -5,7 +5,7 @@ Started by its AccountActor, which sends :class:`GatewayStart`. The actor then o
 thread) and:
 
 * forwards every broker event as ``Inbound(account_id, seq, event, received_at)`` to the parent,
-  ``seq`` increasing by one per event (the first event gets ``GatewayStart.start_seq``);
+  ``seq`` increasing by one per event (the first event gets ``GatewayStart.start_seq + 1``);
 * executes ``BrokerCall``s from any sender and answers that sender with the ``BrokerReply``;
 * emits on this (the actor's) thread the log records the SDK thread produced.
 
@@ -48,17 +48,18 @@ RESTART_AFTER = timedelta(seconds=2.0)
 class GatewayStart:
     """AccountActor -> GatewayActor: start the broker session of one account.
 
-    ``start_seq`` is the sequence number of the first event this actor will send (the parent's
-    last seen seq + 1; 1 for a fresh account). ``reset_boundary``: start of the current trading
-    day; reconciles fetch trades since then (move it with ``BrokerCall(op="set_reset_boundary",
-    args={"at": dt})``).
+    ``start_seq`` is the last sequence number the parent has already processed (0 for a fresh
+    account): the first event this actor sends is ``start_seq + 1``, so a restarted gateway never
+    reuses a seq the parent would drop as a duplicate. ``reset_boundary``: start of the current
+    trading day; reconciles fetch trades since then (move it with
+    ``BrokerCall(op="set_reset_boundary", args={"at": dt})``).
     """
 
     account_id: int
     account_name: str
     settings: BrokerSettings
     reset_boundary: datetime
-    start_seq: int = 1
+    start_seq: int = 0
 
 
 @attrs.frozen
@@ -114,7 +115,7 @@ class GatewayActor(ActorTypeDispatcher):
             return
         self._start = msg
         self._parent = sender
-        self._seq = msg.start_seq - 1
+        self._seq = msg.start_seq
         self._open_session()
         self._schedule_heartbeat()
 

@@ -47,7 +47,8 @@ class Supervisor(ActorTypeDispatcher):
         self.config = None
         self.registry: dict = {}
         self.notifier = None
-        self.accounts: dict[Any, AccountInit] = {}    # address -> init
+        # thespian addresses are unhashable: key by their string form, keep the address beside.
+        self.accounts: dict[str, tuple[Any, AccountInit]] = {}
         self.status: dict[int, m.AccountStatus] = {}
         self.started_at: datetime | None = None
 
@@ -65,6 +66,13 @@ class Supervisor(ActorTypeDispatcher):
             return
         except Exception as exc:
             self.send(sender, m.AdminReply(False, f"cannot load {msg.config_path}: {exc}"))
+            return
+        unnamed = [a.label for a in config.accounts if a.enabled and a.id is None]
+        if unnamed:
+            # Fail closed: an account the admin configured must never go silently unwatched.
+            self.send(sender, m.AdminReply(False, "these accounts have no gateway id, which "
+                                                  "riskd needs to watch them: "
+                                                  + ", ".join(unnamed)))
             return
         self.boot, self.config = msg, config
         self.started_at = datetime.now(timezone.utc)
@@ -97,12 +105,12 @@ class Supervisor(ActorTypeDispatcher):
 
     def _start_account(self, init: AccountInit) -> None:
         address = self.createActor("risk_actors.account.AccountActor")
-        self.accounts[address] = init
+        self.accounts[str(address)] = (address, init)
         self.send(address, init)
 
     # ---- supervision -------------------------------------------------------------------------
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender) -> None:
-        init = self.accounts.pop(msg.childAddress, None)
+        _, init = self.accounts.pop(str(msg.childAddress), (None, None))
         if init is not None and self.boot is not None:
             logger.error("account {} actor exited; restarting from its saved state",
                          init.account_id)
@@ -145,12 +153,12 @@ class Supervisor(ActorTypeDispatcher):
             return m.AdminReply(False, f"reload refused, running config kept: {exc}")
         self.config = new
         changed = 0
-        for address, init in list(self.accounts.items()):
+        for key, (address, init) in list(self.accounts.items()):
             if new.account(init.account_id) is None:
                 continue  # removing an account takes a restart: say so rather than drop enforcement
             fresh = self._account_init(new.account(init.account_id))
             if fresh.rules != init.rules:
-                self.accounts[address] = attrs.evolve(init, rules=fresh.rules)
+                self.accounts[key] = (address, attrs.evolve(init, rules=fresh.rules))
                 self.send(address, RulesChanged(fresh.rules))
                 changed += 1
         logger.info("config reloaded from {}: {} account(s) changed rules", new.source, changed)

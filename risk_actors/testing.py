@@ -18,9 +18,9 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo
 
 import attrs
-import cattrs
 
 from risk_actors import messages as m
+from risk_actors.calendar import last_reset, next_reset
 from risk_actors.clock import FakeClock
 from risk_actors.pipeline import Plan, merge, run_rule
 from risk_actors.state import (AccountState, DailyReset, LocksAdded, ResetScheduled,
@@ -79,8 +79,8 @@ class RuleTester:
                  account_id: int = 1, mode: str = "enforce", reset_at: datetime | None = None,
                  contracts: Mapping[str, m.ContractInfo] = CONTRACTS) -> None:
         if isinstance(params, Mapping) or params is None:
-            params = cattrs.Converter(forbid_extra_keys=True).structure(dict(params or {}),
-                                                                         rule_cls.Params)
+            from risk_actors.config import make_converter  # the same rules as config loading
+            params = make_converter().structure(dict(params or {}), rule_cls.Params)
         self.rule = rule_cls(params)
         self.mode = mode
         self.clock = FakeClock(start or ct(2026, 11, 24, 10, 0))
@@ -90,10 +90,9 @@ class RuleTester:
         now = self.clock.now()
         self.state = AccountState(account_id, name="TEST", can_trade=True, connected=True)
         self.state = reduce(self.state, m.ContractsKnown(account_id, tuple(self.contracts.values())), now)
-        next_reset = reset_at or _next_1700_ct(now)
+        upcoming = reset_at or next_reset(now)
         # The previous reset is one *local* day earlier (23 or 25 hours across a DST change).
-        last_reset = (next_reset.astimezone(CHICAGO) - timedelta(days=1)).astimezone(timezone.utc)
-        self.state = reduce(self.state, ResetScheduled(next_reset, last_reset), now)
+        self.state = reduce(self.state, ResetScheduled(upcoming, last_reset(upcoming - timedelta(seconds=1))), now)
 
     # ---- clock ---------------------------------------------------------------------------------
     @property
@@ -112,8 +111,8 @@ class RuleTester:
     def tick(self) -> Result:
         now = self.now
         if self.state.next_reset_at is not None and now >= self.state.next_reset_at:
-            self.state = reduce(self.state, DailyReset(self.state.next_reset_at,
-                                                       _next_1700_ct(now)), now)
+            self.state = reduce(self.state, DailyReset(self.state.next_reset_at, next_reset(now)),
+                                now)
         return self.send(m.Tick(self.state.account_id))
 
     # ---- broker events -----------------------------------------------------------------------
@@ -170,12 +169,3 @@ class RuleTester:
             self.state = reduce(self.state, LocksAdded(self.rule.name,
                                                        tuple(lk for _, lk in plan.locks)), now)
         return Result(verdict, plan, self.state, now)
-
-
-def _next_1700_ct(after: datetime) -> datetime:
-    local = after.astimezone(CHICAGO)
-    candidate = local.replace(hour=17, minute=0, second=0, microsecond=0)
-    if candidate <= local:
-        candidate = (candidate + timedelta(days=1)).replace(hour=17)
-        candidate = datetime(candidate.year, candidate.month, candidate.day, 17, tzinfo=CHICAGO)
-    return candidate.astimezone(timezone.utc)

@@ -169,9 +169,18 @@ _handler = _RoutingHandler()
 _install_lock = threading.Lock()
 
 
-def install(level: int = logging.INFO) -> None:
+_level = logging.INFO
+
+
+def install(level: int | None = None) -> None:
     """(Re)attach riskd's routing to the SDK's loggers. Idempotent; call again after the SDK
-    has imported more modules (each import may attach a fresh stdout handler)."""
+    has imported more modules (each import may attach a fresh stdout handler). ``level`` (default:
+    the last one given, initially INFO) applies to the SDK's loggers; chatty transports keep a
+    WARNING floor."""
+    global _level
+    if level is not None:
+        _level = level
+    level = _level
     with _install_lock:
         for name in list(logging.Logger.manager.loggerDict):
             if any(name == top or name.startswith(top + ".") for top in SDK_LOGGERS) \

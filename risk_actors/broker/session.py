@@ -287,7 +287,6 @@ class BrokerSession:
         With ``coalesce_quotes``, of several quotes of one contract in the batch only the last
         survives (at its own position): a quote is a level, not a delta.
         """
-        self._signalled = False  # clear before reading, so a concurrent emit re-signals
         if not self._closed:
             try:
                 while self._rsock.recv(65536):
@@ -296,6 +295,12 @@ class BrokerSession:
                 pass
             except OSError:
                 pass
+        # Clear the flag *after* consuming the wake bytes and *before* popping: an item appended
+        # while the flag still read True is popped below; one appended after this line sees
+        # False and writes a new byte. (Clearing before the recv lost wake-ups: an emit between
+        # the clear and the recv set the flag, its byte was eaten here, and the next emit then
+        # skipped its byte, leaving an item queued until the 1 s heartbeat.)
+        self._signalled = False
         items = []
         pop = self._items.popleft
         try:
@@ -751,8 +756,13 @@ class BrokerSession:
         down_since: float | None = None
         attempts = 0
         next_try = 0.0
+        next_log_scan = 0.0
         while not await self._sleep_or_stop(SUPERVISE_INTERVAL):
             try:
+                if time.monotonic() >= next_log_scan:
+                    # A lazily imported SDK module attaches a fresh stdout handler: strip it.
+                    logs.install()
+                    next_log_scan = time.monotonic() + 30.0
                 self._update_link("hub state changed")
                 await self._refresh_token_if_due()
                 rt = self._rt

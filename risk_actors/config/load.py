@@ -434,9 +434,13 @@ def _dig(raw: Any, sub: KeyPath) -> Any:
     return node
 
 
-def _cattrs_problems(exc: BaseException, raw: Any,
-                     sub: KeyPath = ()) -> Iterable[tuple[KeyPath, str, Any]]:
-    """Flatten a cattrs error tree into (sub path, message, bad value) triples."""
+def _cattrs_problems(exc: BaseException, raw: Any, sub: KeyPath = (),
+                     fields: Iterable[str] = ()) -> Iterable[tuple[KeyPath, str, Any]]:
+    """Flatten a cattrs error tree into (sub path, message, bad value) triples.
+
+    ``fields`` are the attribute names of the class being structured at ``sub``: a validator's
+    message that starts with one of them is reported at that attribute.
+    """
     if isinstance(exc, ForbiddenExtraKeysError):
         allowed = _field_names(exc.cl) if exc.cl else []
         if sub == ():
@@ -447,6 +451,7 @@ def _cattrs_problems(exc: BaseException, raw: Any,
                    _MISSING)
         return
     if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        inner_fields = _field_names(exc.cl) if isinstance(exc, ClassValidationError) else []
         for inner in exc.exceptions:
             notes = getattr(inner, "__notes__", [])
             step = None
@@ -455,7 +460,10 @@ def _cattrs_problems(exc: BaseException, raw: Any,
                     step = note.name
                 elif isinstance(note, IterableValidationNote):
                     step = note.index
-            yield from _cattrs_problems(inner, raw, sub + ((step,) if step is not None else ()))
+            if step is None:  # raised by the constructor (an attrs validator): same class
+                yield from _cattrs_problems(inner, raw, sub, inner_fields)
+            else:
+                yield from _cattrs_problems(inner, raw, sub + (step,))
         return
     if isinstance(exc, KeyError) and exc.args and sub and sub[-1] == exc.args[0]:
         yield sub, "required key missing", _MISSING
@@ -466,15 +474,16 @@ def _cattrs_problems(exc: BaseException, raw: Any,
     if m:
         message = "must be one of " + ", ".join(
             s.strip().strip("'\"") for s in m.group(1).split(","))
-    # attrs validators (run by the constructor, so no note): "'limit' must be < 0: 5"
-    m = re.match(r"^'(\w+)' (must .*)$", message)
-    if m:
+    # Validators run by the constructor carry no note: find the attribute in the message
+    # ("'limit' must be < 0: 5" from attrs, "limit must be < 0 (a loss), got 5.0" hand-written).
+    m = re.match(r"^'?(\w+)'? (.*)$", message)
+    if m and m.group(1) in fields:
         sub = sub + (m.group(1),)
         message = m.group(2)
-        # Drop attrs' own echo of the value (it prints the converted one, 5.0 for 5): the
-        # problem shows the value as written.
+        # Drop the validator's echo of the value (the converted one, 5.0 for 5): the problem
+        # shows the value as written.
         message = re.sub(r"^(must be [<>=!]{1,2} [^:]+): .*$", r"\1", message)
-        message = re.sub(r"\s*\(got .*\)$", "", message)
+        message = re.sub(r"(\s*\(got [^()]*\)|,? got .*)$", "", message)
     yield sub, message, _dig(raw, sub)
 
 

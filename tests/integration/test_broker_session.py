@@ -198,6 +198,7 @@ def test_stop_order_ops(sim, probe):
 
 def test_reconnect_after_drop(sim, probe):
     aid = probe.s.account_id
+    fill_order(probe, sim.ctl.place_order(aid, "MNQ", "market", "buy", 1))
     before = len(probe.items)
     sim.ctl.drop("all")
     probe.wait(lambda: [c for c in probe.events(m.ConnectionChanged) if not c.connected], 5,
@@ -208,6 +209,12 @@ def test_reconnect_after_drop(sim, probe):
     assert [type(e).__name__ for e in after if isinstance(e, (m.ConnectionChanged,
                                                               m.Reconciled))][0] \
         == "ConnectionChanged"
+    rec = probe.events(m.Reconciled)[-1]
+    assert [(p.contract_id, p.size) for p in rec.positions] == [(MNQ, 1)]
+    assert [c.contract_id for c in rec.contracts] == [MNQ]
+    # quotes of the held contract are subscribed again on the new market-hub connection
+    n_quotes = len(probe.events(m.QuoteEvent))
+    probe.wait(lambda: len(probe.events(m.QuoteEvent)) > n_quotes, 5, "quote after reconnect")
     # the next event arrives exactly once although the SDK re-subscribed twice
     time.sleep(0.3)
     oid = sim.ctl.place_order(aid, "MNQ", "limit", "buy", 1, limit_price=1000.0)
@@ -291,6 +298,33 @@ def test_url_guard_refuses_cleartext_remote_and_mismatch():
     rt.base_market_url = "https://rtc.topstepx.com/hubs/market"
     with pytest.raises(sdk.UrlGuardError, match="base_market_url"):
         sdk.guard_realtime(rt, s)
+
+
+def test_hub_start_with_a_foreign_url_is_refused():
+    """Every hub start passes the guard, also the ones the SDK makes by itself (token refresh)."""
+    import asyncio
+
+    from risk_actors.broker.session import _realtime_class
+
+    s = BrokerSettings("http://127.0.0.1:1/api", "http://127.0.0.1:1/hubs/user",
+                       "http://127.0.0.1:1/hubs/market", "u", "k")
+    session = BrokerSession(7, "ACC", s, datetime.now(timezone.utc))
+    try:
+        rt = sdk.build_realtime_client(s, "token", 7, cls=_realtime_class())
+        rt.riskd_session = session
+
+        class Conn:
+            url = "https://rtc.topstepx.com/hubs/user?access_token=token"
+
+            def start(self) -> None:
+                raise AssertionError("dialled a foreign URL")
+
+        with pytest.raises(sdk.UrlGuardError, match="rtc.topstepx.com"):
+            asyncio.run(rt._start_connection_async(Conn(), "user"))
+        assert session._fatal and "URL guard" in session._fatal
+        assert "access_token" not in session._fatal
+    finally:
+        session.stop()
 
 
 def test_malformed_payload_is_logged_and_dropped_not_raised():

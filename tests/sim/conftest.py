@@ -115,6 +115,7 @@ def control(sim_process: SimProcess) -> Iterator[ControlClient]:
     yield client
     client.clear_faults()
     client.config(wrap_events=False, pnl_includes_fees=False, quote_interval_ms=500)
+    client.request("POST", "/sim/config", {"rateLimit": False})
     client.tokens(expires_in=24 * 3600)
 
 

@@ -362,3 +362,27 @@ def test_token_lifetime_control_makes_new_tokens_expire(sim_url: str, control: C
                 assert r.status == 401
 
     run(scenario())
+
+
+def test_rate_limit_answers_429_after_200_requests_a_minute_per_user(sim_url: str, control: ControlClient) -> None:
+    control.request("POST", "/sim/config", {"rateLimit": True})
+
+    async def scenario() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{sim_url}/api/Auth/loginKey", json={"userName": "budget", "apiKey": "k"}) as r:
+                token = (await r.json())["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            statuses = []
+            for _ in range(201):
+                async with session.post(f"{sim_url}/api/Account/search", json={}, headers=headers) as r:
+                    statuses.append((r.status, r.headers.get("Retry-After")))
+            assert [s for s, _ in statuses[:200]] == [200] * 200
+            status, retry_after = statuses[200]
+            assert status == 429 and 1 <= int(retry_after) <= 60
+            # Another user has a budget of its own; the bars bucket is separate.
+            other = await _token(session, sim_url)
+            async with session.post(f"{sim_url}/api/Account/search", json={},
+                                    headers={"Authorization": f"Bearer {other}"}) as r:
+                assert r.status == 200
+
+    run(scenario())

@@ -51,6 +51,21 @@ class DailyLossParams:
     include_fees: bool = True
 
 
+def _loss(_inst, _attr, value):
+    if value >= 0:  # a hand-written message, as real rules write them
+        raise ValueError(f"limit must be < 0 (a loss), got {value}")
+
+
+@attrs.frozen
+class LossParams:
+    limit: float = attrs.field(default=-500.0, converter=float, validator=_loss)
+
+
+class FakeLoss(FakeMaxContracts):
+    name = "loss"
+    Params = LossParams
+
+
 class FakeDailyLoss(FakeMaxContracts):
     name = "daily_realized_loss"
     Params = DailyLossParams
@@ -720,3 +735,10 @@ def test_params_hold_plain_python_types(tmp_path):
 def test_config_survives_pickling_between_actor_processes(tmp_path):
     cfg = load(tmp_path, BASE)
     assert pickle.loads(pickle.dumps(cfg)) == cfg
+
+
+def test_hand_written_validator_message_is_reported_at_its_attribute(tmp_path):
+    text = BASE.replace("\nrules:\n", "\nrules:\n  loss: {limit: 500}\n", 1)
+    p = only(problems(tmp_path, text, registry={**REGISTRY, "loss": FakeLoss}))
+    assert (p.path, p.message, p.value, p.line) == ("rules.loss.limit", "must be < 0 (a loss)",
+                                                    "500", 16)

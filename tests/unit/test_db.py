@@ -201,22 +201,26 @@ def test_reopen_continues_snapshot_cadence_and_derived_tables(path: Path) -> Non
 
 def test_failed_record_rolls_back_and_caches_recover(db: dbm.Database, monkeypatch) -> None:
     changes = changes_for(ACCT, 12)
-    state = record_all(db, ACCT, changes[:10])
-    ch, at = changes[10]
-    after = st.reduce(state, ch, at)
+    state = record_all(db, ACCT, changes[:7])
+    ch, at = changes[7]  # the daily-loss lock
+    assert isinstance(ch, st.LocksAdded)
     real = db._sync_derived
 
     def boom(*a, **k):
-        real(*a, **k)  # the cache is updated, then the transaction fails
+        real(*a, **k)  # the cache now describes rows the rollback will undo
         raise sqlite3.OperationalError("disk I/O error")
     monkeypatch.setattr(db, "_sync_derived", boom)
     with pytest.raises(sqlite3.OperationalError):
-        db.record(ACCT, 11, ch, after, at)
+        db.record(ACCT, 8, ch, st.reduce(state, ch, at), at)
     monkeypatch.undo()
-    assert db.load(ACCT)[1] == 10  # nothing of seq 11 committed
-    final = record_all(db, ACCT, changes[10:], state, first_seq=11)
+    assert db.load(ACCT)[1] == 7  # nothing of seq 8 committed
+    assert [lk.rule for lk in db.active_lockouts(ACCT, at)] == ["trade_frequency_limit"]
+    state = record_all(db, ACCT, changes[7:9], state, first_seq=8)  # the actor retries
+    assert {lk.rule for lk in db.active_lockouts(ACCT, at)} == {"trade_frequency_limit",
+                                                                 "daily_realized_loss"}
+    assert db.active_lockouts(ACCT, at) == list(state.active_lockouts(at))
+    record_all(db, ACCT, changes[9:], state, first_seq=10)
     assert db.load(ACCT) == (expected(ACCT, changes, 12), 12)
-    assert db.active_lockouts(ACCT, at) == list(final.active_lockouts(at))
 
 
 def test_corrupt_journal_rows_are_reported_and_skipped(path: Path) -> None:
@@ -228,12 +232,14 @@ def test_corrupt_journal_rows_are_reported_and_skipped(path: Path) -> None:
         conn.execute("UPDATE journal SET change = '{not json' WHERE id = ?", (ids[2],))
         conn.execute("UPDATE journal SET change = ? WHERE id = ?",
                      (json.dumps({"type": "Nope", "data": {}}), ids[5]))
+        conn.execute("UPDATE journal SET change = ? WHERE id = ?",  # right type, bad fields
+                     (json.dumps({"type": "PositionEvent", "data": {"size": "x"}}), ids[6]))
     errors: list[dbm.CorruptRow] = []
     with dbm.Database(path) as d:
         state, last_seq = d.load(ACCT, errors)
-    assert [(e.table, e.row_id, e.seq) for e in errors] == [("journal", ids[2], 3),
-                                                             ("journal", ids[5], 6)]
-    kept = [c for i, c in enumerate(changes) if i not in (2, 5)]
+    assert [(e.table, e.row_id, e.seq) for e in errors] == [
+        ("journal", ids[2], 3), ("journal", ids[5], 6), ("journal", ids[6], 7)]
+    kept = [c for i, c in enumerate(changes) if i not in (2, 5, 6)]
     assert (state, last_seq) == (expected(ACCT, kept, 8), 8)
 
 
@@ -481,6 +487,23 @@ def test_migrate_false_refuses_an_unmigrated_file(path: Path) -> None:
 def test_migration_list_must_be_numbered_in_order(path: Path) -> None:
     with pytest.raises(ValueError, match="1..n"):
         dbm.Database(path, migrations=(dbm.Migration(2, "x", _v2),))
+
+
+def test_readonly_reads_but_cannot_write(path: Path) -> None:
+    with pytest.raises(sqlite3.OperationalError):
+        dbm.Database(path, readonly=True)  # no file yet: nothing is created
+    changes = changes_for(ACCT, 8)
+    with dbm.Database(path) as d:
+        record_all(d, ACCT, changes)
+        d.audit("daemon", None, None, {"event": "start"}, T0)
+        with dbm.Database(path, readonly=True) as ro:  # while the writer is open (WAL)
+            assert ro.load(ACCT) == (expected(ACCT, changes, 8), 8)
+            assert ro.verify_audit() is None and len(ro.audit_rows()) == 1
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                ro.meta_set("x", 1)
+    dbm.Database(path, migrations=V2).close()
+    with pytest.raises(dbm.SchemaTooNew):
+        dbm.Database(path, readonly=True)
 
 
 # ---------------------------------------------------------------------------------------------

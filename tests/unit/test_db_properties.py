@@ -3,8 +3,9 @@ reducer's full replay, and the derived tables mirror the state (risk_actors/db.p
 
 Sequences are drawn from the real message/state classes: positions, orders, fills (re-used ids,
 voids), locks (account and symbol, overlapping keys), lifts, rule memory, daily resets, quotes,
-account updates, ticks, REST reconciliations. Snapshots happen automatically (random ``snapshot_every``) and on demand,
-the database is reopened mid-way (fresh per-process caches) and intermediate loads are checked.
+account updates, ticks, REST reconciliations. Snapshots happen automatically (random
+``snapshot_every``) and on demand, the database is reopened mid-way (fresh per-process caches)
+and intermediate loads are checked.
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ def _check_derived(db: dbm.Database, state: st.AccountState) -> None:
 
 
 # RISKD_DB_EXAMPLES=2000 for a longer soak; 60 keeps the unit run in a couple of seconds.
-@settings(max_examples=int(os.environ.get("RISKD_DB_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("RISKD_DB_EXAMPLES", "60")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(steps=hs.lists(step, min_size=10, max_size=60), snapshot_every=hs.integers(1, 12))
 def test_snapshot_prune_load_equals_full_replay(steps, snapshot_every) -> None:
     with tempfile.TemporaryDirectory() as tmp:
