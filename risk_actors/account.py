@@ -251,12 +251,17 @@ class AccountActor(ActorTypeDispatcher):
         if new is self.state:
             return new
         self.state = new
-        if self.db is not None:
+        # Quotes are rebuilt from the feed after a restart, never persisted: journaling them
+        # would cost a write per tick for nothing.
+        if self.db is not None and not isinstance(change, m.QuoteEvent):
             self.jseq += 1
             try:
                 self.db.record(self.init.account_id, self.jseq, change, new, now)
             except Exception as exc:
+                # Enforcement goes on regardless (undoing a violation beats recording it), but
+                # a person must know that a crash now could lose this change.
                 logger.error("account {}: journal write failed: {}", self.init.account_id, exc)
+                self._notify("store", "critical", f"journal write failed: {exc}")
         return new
 
     def _dispatch(self, seq: int, event: Any, now: datetime) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from datetime import datetime, timezone
 from typing import Any
 
 import attrs
@@ -24,6 +23,7 @@ from loguru import logger
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
 
 from risk_actors import messages as m
+from risk_actors.clock import SystemClock
 
 BACKOFF_START, BACKOFF_MAX = 0.05, 5.0
 ALERT_AFTER_ATTEMPTS = 3
@@ -150,6 +150,7 @@ class EnforcerActor(ActorTypeDispatcher):
         self.window: deque[float] = deque()
         self.waiting: deque[tuple[tuple, str, dict]] = deque()
         self.ids = itertools.count(1)
+        self.clock = SystemClock()
 
     # ---- set-up ------------------------------------------------------------------------------
     def receiveMsg_EnforcerInit(self, msg: EnforcerInit, sender) -> None:
@@ -302,6 +303,6 @@ class EnforcerActor(ActorTypeDispatcher):
         if self.db is None:
             return
         try:
-            self.db.audit(kind, self.init.account_id, rule, detail, datetime.now(timezone.utc))
+            self.db.audit(kind, self.init.account_id, rule, detail, self.clock.now())
         except Exception as exc:  # the audit must never stop an enforcement
             logger.error("audit write failed: {}", exc)

@@ -13,6 +13,8 @@ config is structured into with cattrs; unknown keys are an error), the event typ
 Memory that must outlive one evaluation (a grace deadline, a high-water mark) is returned in
 ``RuleViolation.memory`` / ``RuleUpdate.memory`` and handed back in ``state.rule_memory[name]``:
 a rule object holds nothing between calls, so its host can be killed and restarted freely.
+Memory is persisted as JSON: keep it to str, int, float, bool, None, lists and dicts (times as
+ISO-8601 strings), so it reads back exactly as written.
 
 Built-in rules register exactly like third-party ones, as entry points of the ``riskd.rules``
 group (``setup.cfg``); modules of this package are discovered as a fallback. See

@@ -327,6 +327,39 @@ def test_hub_start_with_a_foreign_url_is_refused():
         session.stop()
 
 
+def test_no_lost_wakeups_between_threads():
+    """Every emitted item makes the fd readable until it is drained: a watcher that only drains
+    on readability (thespian's ThespianWatch) never leaves an item behind."""
+    import threading
+
+    s = BrokerSettings("http://127.0.0.1:1/api", "http://127.0.0.1:1/hubs/user",
+                       "http://127.0.0.1:1/hubs/market", "u", "k")
+    session = BrokerSession(7, "ACC", s, datetime.now(timezone.utc))
+    n = 50_000
+    got: list[Any] = []
+
+    def producer() -> None:
+        for i in range(n):
+            session._emit(i)
+            if i % 1000 == 0:
+                time.sleep(0.0005)
+
+    t = threading.Thread(target=producer)
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: widen every race window
+    t.start()
+    try:
+        while len(got) < n:
+            r, _, _ = select.select([session.fileno()], [], [], 0.5)
+            assert r or len(got) == n, f"fd not readable with {n - len(got)} items queued"
+            got.extend(session.drain())
+    finally:
+        t.join()
+        sys.setswitchinterval(old_interval)
+        session.stop()
+    assert got == list(range(n))
+
+
 def test_malformed_payload_is_logged_and_dropped_not_raised():
     s = BrokerSettings("http://127.0.0.1:1/api", "http://127.0.0.1:1/hubs/user",
                        "http://127.0.0.1:1/hubs/market", "u", "k")
