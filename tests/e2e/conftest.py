@@ -72,7 +72,9 @@ class Simulator:
                 self.proc.kill()
 
     def requests(self, path: str, since: int = 0) -> list[dict]:
-        records = self.control.log(since=since, kind="request")["records"]
+        """Gateway requests (``/api/...``) or control calls (``/sim/...``) to ``path``, in order."""
+        kind = "control" if path.startswith("/sim/") else "request"
+        records = self.control.log(since=since, kind=kind)["records"]
         return [r for r in records if r.get("path") == path]
 
     def position(self, account_id: int, symbol: str) -> int:
@@ -153,13 +155,13 @@ class Daemon:
 
 
 def write_config(tmp: Path, sim_url: str, account_id: int, rules: dict,
-                 admin_port: int | None = None) -> Path:
+                 admin_port: int | None = None, account_name: str = "E2E") -> Path:
     config = {
         "version": 2,
         "broker": {"api_url": f"{sim_url}/api", "user_hub_url": f"{sim_url}/hubs/user",
                    "market_hub_url": f"{sim_url}/hubs/market", "username": "e2e",
                    "api_key": "e2e-key"},
-        "accounts": [{"id": account_id, "name": f"E2E-{account_id}", "enabled": True}],
+        "accounts": [{"id": account_id, "name": account_name, "enabled": True}],
         "rules": rules,
         "timers": {"daily_reset": {"time": "17:00", "timezone": "America/Chicago"}},
         "daemon": {"admin_port": admin_port or free_port(), "state_dir": str(tmp / "state"),

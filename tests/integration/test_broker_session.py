@@ -360,6 +360,37 @@ def test_no_lost_wakeups_between_threads():
     assert got == list(range(n))
 
 
+def test_emit_during_drain_still_wakes_the_next_one():
+    """Regression: an emit racing the drain's read of the wake bytes must not leave the next
+    emit without a wake-up (it waited for the 1 s heartbeat). The race is forced, not hoped for."""
+    s = BrokerSettings("http://127.0.0.1:1/api", "http://127.0.0.1:1/hubs/user",
+                       "http://127.0.0.1:1/hubs/market", "u", "k")
+    session = BrokerSession(7, "ACC", s, datetime.now(timezone.utc))
+    real = session._rsock
+
+    class RacingSocket:
+        fired = False
+
+        def recv(self, n: int) -> bytes:
+            if not RacingSocket.fired:
+                RacingSocket.fired = True
+                session._emit(2)  # the SDK thread emits while the actor drains
+            return real.recv(n)
+
+    try:
+        session._emit(1)
+        session._rsock = RacingSocket()  # type: ignore[assignment]
+        assert session.drain() == [1, 2]
+        session._rsock = real
+        session._emit(3)
+        r, _, _ = select.select([session.fileno()], [], [], 0.2)
+        assert r, "item 3 queued without a wake-up"
+        assert session.drain() == [3]
+    finally:
+        session._rsock = real
+        session.stop()
+
+
 def test_malformed_payload_is_logged_and_dropped_not_raised():
     s = BrokerSettings("http://127.0.0.1:1/api", "http://127.0.0.1:1/hubs/user",
                        "http://127.0.0.1:1/hubs/market", "u", "k")
