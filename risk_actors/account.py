@@ -29,6 +29,7 @@ from risk_actors.calendar import last_reset, next_reset
 from risk_actors.clock import SystemClock
 from risk_actors.enforcer import EnforcerInit, job_key
 from risk_actors.pipeline import _strongest, lockout_guard, merge
+from risk_actors.orphan import ParentWatch
 from risk_actors.plugins import load_rule
 from risk_actors.rule_host import RuleInit, RuleReady
 from risk_actors.state import (AccountState, DailyReset, LocksAdded, ResetScheduled,
@@ -65,6 +66,7 @@ class AccountInit:
     notifier: Any = None
     connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
     gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
+    clock: Any = None  # a Clock; None = system time (tests on simpleSystemBase drive a FakeClock)
 
 
 @attrs.frozen
@@ -137,6 +139,9 @@ class AccountActor(ActorTypeDispatcher):
     # start-up
     def receiveMsg_AccountInit(self, msg: AccountInit, sender) -> None:
         self.init, self.parent = msg, sender
+        self.parent_watch = ParentWatch(f"account {msg.account_id}")
+        if msg.clock is not None:
+            self.clock = msg.clock
         now = self.clock.now()
         self.state = self._load(msg, now)
         if msg.gateway_address is not None:
@@ -372,6 +377,7 @@ class AccountActor(ActorTypeDispatcher):
             self._push_status(force=True)
 
     def _sweep(self, now: datetime) -> None:
+        self.parent_watch.check()
         self._reset_if_due(now)
         self.sweep_gen += 1
         before = self.state

@@ -91,16 +91,35 @@ def _port_holders(port: int) -> list[int]:
     return sorted(pids)
 
 
+def _groups(info: dict | None) -> list[int]:
+    if not info:
+        return []
+    return [g for g in [info.get("pgid"), *info.get("actor_pgids", [])] if g]
+
+
+def kill_all(info: dict) -> None:
+    """SIGKILL every process of a daemon: its own group (when it owns one) and its actors'."""
+    for group in _groups(info):
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    try:
+        os.kill(info["pid"], signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, KeyError):
+        pass
+
+
 def clean_stale(state_dir: Path, port: int) -> list[str]:
     """Kill what a dead daemon left behind (its process group, then port holders of ours)."""
     done: list[str] = []
     info = read_pidfile(state_dir)
     if info and alive(info.get("pid", -1)):
         return done  # a live daemon is not stale
-    if info and info.get("pgid"):
+    for group in _groups(info):
         try:
-            os.killpg(info["pgid"], signal.SIGKILL)
-            done.append(f"killed stale process group {info['pgid']}")
+            os.killpg(group, signal.SIGKILL)
+            done.append(f"killed stale process group {group}")
         except (ProcessLookupError, PermissionError):
             pass
     deadline = time.monotonic() + 3
@@ -175,8 +194,12 @@ def run_foreground(config_path: Path, sim_url: str | None, log_level: str = "INF
         # Record the process group only when it is ours alone (started detached): killing a
         # terminal's job group after a crash could take the user's other programs with it.
         pgid = os.getpgid(0) if os.getpgid(0) == os.getpid() else None
+        # thespian's admin detaches (setsid + double fork): every actor lives in the admin's
+        # process group, not ours. Record it so a later start/stop can remove them all.
+        groups = sorted({os.getpgid(pid) for pid in _port_holders(port)} - {os.getpgid(0)})
         pidfile(state_dir).write_text(json.dumps({"pid": os.getpid(), "pgid": pgid,
-                                                  "port": port, "config": str(config_path)}))
+                                                  "actor_pgids": groups, "port": port,
+                                                  "config": str(config_path)}))
         reply = asys.ask(supervisor(asys), Boot(str(config_path), sim_url), 30)
         if reply is None or not reply.ok:
             raise DaemonError(f"riskd failed to boot: {getattr(reply, 'message', 'no answer')}")
@@ -244,13 +267,7 @@ def stop(config_path: Path, timeout: float = 15.0) -> str:
     while time.monotonic() < deadline and (alive(info["pid"]) or port_open(port)):
         time.sleep(0.2)
     if alive(info["pid"]) or port_open(port):
-        if info.get("pgid"):
-            try:
-                os.killpg(info["pgid"], signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        else:
-            os.kill(info["pid"], signal.SIGKILL)
+        kill_all(info)
         clean_stale(state_dir, port)
         return f"riskd (pid {info['pid']}) did not stop in {timeout:.0f} s: killed"
     return f"riskd (pid {info['pid']}) stopped"

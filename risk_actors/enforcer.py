@@ -23,6 +23,7 @@ from loguru import logger
 from thespian.actors import ActorTypeDispatcher, WakeupMessage
 
 from risk_actors import messages as m
+from risk_actors.orphan import CHECK_SECONDS, ParentWatch
 from risk_actors.clock import SystemClock
 
 BACKOFF_START, BACKOFF_MAX = 0.05, 5.0
@@ -155,6 +156,9 @@ class EnforcerActor(ActorTypeDispatcher):
     # ---- set-up ------------------------------------------------------------------------------
     def receiveMsg_EnforcerInit(self, msg: EnforcerInit, sender) -> None:
         self.init, self.parent = msg, sender
+        if getattr(self, "watch", None) is None:  # re-inits (new gateway) keep one check chain
+            self.watch = ParentWatch(f"enforcer of account {msg.account_id}")
+            self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
         if msg.db_path:
             from risk_actors.db import Database
             self.db = Database(msg.db_path, migrate=False)
@@ -269,7 +273,10 @@ class EnforcerActor(ActorTypeDispatcher):
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender) -> None:
         payload = msg.payload or ()
-        if payload and payload[0] == "budget":
+        if payload == ("orphan-check",):
+            self.watch.check()
+            self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
+        elif payload and payload[0] == "budget":
             waiting, self.waiting = self.waiting, deque()
             for call in waiting:
                 self._send_or_queue(*call)

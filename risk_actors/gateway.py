@@ -24,8 +24,9 @@ Guard rails (DESIGN.md sections 2 and 9):
 from __future__ import annotations
 
 import collections
+import os
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import attrs
@@ -81,7 +82,9 @@ class GatewayActor(ActorTypeDispatcher):
         self._pending: dict[str, collections.deque[Any]] = {}
         self._generation = 0
         self._restart_due: float | None = None
+        self._start_failures = 0
         self._exiting = False
+        self._ppid: int | None = None
 
     # ------------------------------------------------------------------ dispatch
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -116,8 +119,11 @@ class GatewayActor(ActorTypeDispatcher):
         self._start = msg
         self._parent = sender
         self._seq = msg.start_seq
-        self._open_session()
+        # thespian forks a child actor from its parent's process: the OS parent *is* the
+        # AccountActor. Remember it to notice when it is gone (see _check_parent).
+        self._ppid = os.getppid()
         self._schedule_heartbeat()
+        self._open_session()
 
     def receiveMsg_BrokerCall(self, call: m.BrokerCall, sender: Any) -> None:
         if self._session is None or self._start is None:
@@ -130,7 +136,7 @@ class GatewayActor(ActorTypeDispatcher):
                 self._start = attrs.evolve(self._start, reset_boundary=call.args["at"])
             except Exception:
                 pass
-        self._pending.setdefault(call.call_id, collections.deque()).append(sender)
+        self._pending.setdefault(call.call_id, collections.deque()).append((sender, call.op))
         self._session.submit(call)
 
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
@@ -139,6 +145,7 @@ class GatewayActor(ActorTypeDispatcher):
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
         if not isinstance(msg.payload, _Heartbeat) or msg.payload.generation != self._generation:
             return
+        self._check_parent()
         try:
             self._check_session()
         finally:
@@ -157,13 +164,28 @@ class GatewayActor(ActorTypeDispatcher):
 
     # ------------------------------------------------------------------ session
     def _open_session(self) -> None:
-        from risk_actors.broker.session import BrokerSession  # lazy: imports the SDK
+        from risk_actors.broker.session import BrokerSession, Received  # lazy: imports the SDK
 
         st = self._start
         assert st is not None
-        self._session = BrokerSession(st.account_id, st.account_name, st.settings,
-                                      st.reset_boundary)
-        self._session.start()
+        try:
+            session = BrokerSession(st.account_id, st.account_name, st.settings,
+                                    st.reset_boundary)
+            session.start()
+        except Exception as exc:
+            # Tell the account once (it shows "disconnected" and why); the heartbeat retries
+            # with a growing delay.
+            logger.exception("GatewayActor {}: cannot start the broker session", st.account_id)
+            self._start_failures += 1
+            delay = min(60.0, RESTART_AFTER.total_seconds() * 2 ** (self._start_failures - 1))
+            self._restart_due = time.monotonic() + delay
+            if self._start_failures == 1:
+                self._forward([Received(m.ConnectionChanged(
+                    st.account_id, False, f"broker session cannot start: {exc}"),
+                    datetime.now(timezone.utc))])
+            return
+        self._start_failures = 0
+        self._session = session
 
     def _close_session(self) -> None:
         s, self._session = self._session, None
@@ -173,14 +195,45 @@ class GatewayActor(ActorTypeDispatcher):
             s.stop()
         finally:
             self._forward(s.drain())  # the last items (ConnectionChanged down) still count
+            # Calls the stopped session will never answer: tell their senders now rather than
+            # let them wait for a timeout.
+            pending, self._pending = self._pending, {}
+            aid = self._start.account_id if self._start else 0
+            for call_id, senders in pending.items():
+                for target, op in senders:
+                    self.send(target, m.BrokerReply(aid, call_id, op, False,
+                                                    error="broker session stopped"))
+
+    def _check_parent(self) -> None:
+        """Exit when the parent's process died (kill -9 of the account or the whole daemon).
+
+        thespian does not stop the children of a killed actor: an orphaned GatewayActor would
+        keep a live broker session (hubs + REST login) forever, and its replacement would open
+        a second one. Nobody can receive our events any more, so close the session cleanly and
+        leave; the parent's successor starts a fresh GatewayActor that reconciles.
+        """
+        if self._ppid is None or self._exiting or os.getppid() == self._ppid:
+            return
+        logger.error("GatewayActor {}: parent process {} is gone; closing the broker session "
+                     "and exiting", self._start.account_id if self._start else "?", self._ppid)
+        self._exiting = True
+        try:
+            self._close_session()
+        finally:
+            os._exit(0)  # thespian's own exit would try to notify the dead parent first
 
     def _check_session(self) -> None:
         """Heartbeat: rebuild a session whose thread died (belt and braces)."""
         s = self._session
+        now = time.monotonic()
+        if s is None and self._start is not None and not self._exiting:
+            if self._restart_due is not None and now >= self._restart_due:
+                self._restart_due = None
+                self._open_session()  # a previous start failed
+            return
         if s is None or self._exiting or s.running:
             self._restart_due = None
             return
-        now = time.monotonic()
         if self._restart_due is None:
             logger.error("GatewayActor {}: broker session thread ended; restarting",
                          self._start.account_id if self._start else "?")
@@ -215,7 +268,7 @@ class GatewayActor(ActorTypeDispatcher):
                 if not senders:
                     logger.error("GatewayActor: reply {} for an unknown call", item.call_id)
                     continue
-                target = senders.popleft()
+                target, _ = senders.popleft()
                 if not senders:
                     del self._pending[item.call_id]
                 self.send(target, item)

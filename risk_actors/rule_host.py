@@ -11,9 +11,10 @@ import os
 from typing import Any
 
 import attrs
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
 
 from risk_actors import messages as m
+from risk_actors.orphan import CHECK_SECONDS, ParentWatch
 from risk_actors.pipeline import run_rule
 from risk_actors.plugins import load_rule
 
@@ -49,6 +50,8 @@ class RuleActor(ActorTypeDispatcher):
 
     def receiveMsg_RuleInit(self, msg: RuleInit, sender) -> None:
         self.init = msg
+        self.watch = ParentWatch(f"rule {msg.rule_name} of account {msg.account_id}")
+        self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
         try:
             self.rule = load_rule(msg.rule_path)(msg.params)
             self.send(sender, RuleReady(msg.account_id, msg.rule_name, os.getpid()))
@@ -63,6 +66,11 @@ class RuleActor(ActorTypeDispatcher):
             return
         self.send(sender, run_rule(self.rule, self.init.mode, msg.account_id, msg.seq,
                                    msg.event, msg.state, msg.now))
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender) -> None:
+        if msg.payload == ("orphan-check",):
+            self.watch.check()
+            self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
         pass

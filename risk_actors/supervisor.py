@@ -14,10 +14,11 @@ from typing import Any
 
 import attrs
 from loguru import logger
-from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
 
 from risk_actors import messages as m
 from risk_actors.account import AccountInit, RuleSpec, RulesChanged
+from risk_actors.orphan import CHECK_SECONDS, ParentWatch
 from risk_actors.plugins import discover, rule_path
 
 GLOBAL_NAME = "riskd"
@@ -76,6 +77,8 @@ class Supervisor(ActorTypeDispatcher):
             return
         self.boot, self.config = msg, config
         self.started_at = datetime.now(timezone.utc)
+        self.watch = ParentWatch("supervisor")
+        self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
         from risk_actors.db import Database
         Database(self.db_path(), migrate=True).close()  # create / migrate before anyone writes
         self.notifier = self.createActor("risk_actors.notifier.NotifierActor")
@@ -163,6 +166,11 @@ class Supervisor(ActorTypeDispatcher):
                 changed += 1
         logger.info("config reloaded from {}: {} account(s) changed rules", new.source, changed)
         return m.AdminReply(True, f"config reloaded; {changed} account(s) changed rules")
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender) -> None:
+        if msg.payload == ("orphan-check",):
+            self.watch.check()  # the admin process died: our accounts must not run on unseen
+            self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
         logger.info("riskd supervisor stopping")

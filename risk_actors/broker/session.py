@@ -50,7 +50,7 @@ import socket
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 import attrs
 
@@ -423,9 +423,15 @@ class BrokerSession:
             stopper = asyncio.get_running_loop().create_task(self._stop_requested.wait())
             await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if not stopper.done():
-                # The session gave up for good (fatal configuration error): stay up so calls
-                # are answered "disabled" instead of hanging, until the owner stops us.
-                await stopper
+                if self._fatal:
+                    # A configuration error no retry fixes: stay up so calls are answered
+                    # "disabled" instead of hanging, until the owner stops us.
+                    await stopper
+                else:
+                    # A bug ended the session's work: end the thread so the owner (the
+                    # GatewayActor's heartbeat) builds a fresh session.
+                    self._log("CRITICAL", "session work ended unexpectedly; stopping the thread")
+                    stopper.cancel()
         finally:
             await self._shutdown()
 

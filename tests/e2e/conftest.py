@@ -134,9 +134,14 @@ class Daemon:
         path = self.config.parent / "riskd.out"
         return path.read_text(errors="replace")[-4000:] if path.exists() else ""
 
+    def pidinfo(self) -> dict:
+        state_dir = yaml.safe_load(self.config.read_text())["daemon"]["state_dir"]
+        return json.loads((Path(state_dir) / "riskd.pid").read_text())
+
     def kill9(self) -> None:
-        """SIGKILL the whole daemon (its process group: supervisor, accounts, rules, gateway)."""
-        os.killpg(self.proc.pid, signal.SIGKILL)
+        """SIGKILL every process of the daemon: main, supervisor, accounts, rules, gateway."""
+        from risk_actors.daemon import kill_all
+        kill_all(self.pidinfo())
         self.proc.wait(10)
 
     def stop(self) -> None:
@@ -151,6 +156,11 @@ class Daemon:
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
+            pass
+        try:  # and the actors, which live in the thespian admin's own process group
+            from risk_actors.daemon import kill_all
+            kill_all(self.pidinfo())
+        except (OSError, ValueError, KeyError):
             pass
 
 

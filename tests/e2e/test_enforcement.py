@@ -110,4 +110,5 @@ def test_daemon_killed_while_locked_then_restarted_still_locked_and_new_fill_fla
              "position opened while down closed at start-up")
     _trade(sim, account_id, "buy", 1, "ES")
     wait_for(lambda: sim.position(account_id, "ES") == 0, 5, "new fill after restart flattened")
-    assert restarted.account(account_id)["realized_pnl"] <= -550.0
+    wait_for(lambda: (a := restarted.account(account_id)) and a["realized_pnl"] <= -550.0, 5,
+             "daily P&L rebuilt from the journal and REST")

@@ -145,3 +145,33 @@ def test_enforcement_call_fails_once_then_retried_until_flat(system, tmp_path):
         time.sleep(0.05)
     assert positions == {MNQ: 5}
     assert [op for op, _ in calls].count("partial_close") == 2
+
+
+def test_daily_reset_at_1700_ct_zeroes_pnl_and_lifts_the_loss_lock(system, tmp_path):
+    from risk_actors.clock import FakeClock
+    from risk_actors.testing import ct
+    import time
+
+    clock = FakeClock(ct(2026, 11, 24, 16, 59, 0))
+    db = str(tmp_path / "riskd.sqlite")
+    Database(db).close()
+    broker = system.createActor(FakeBroker)
+    acct = system.createActor(AccountActor)
+    system.tell(acct, AccountInit(ACC, "TEST", None, (LOSS500,), db, gateway_address=broker,
+                                  clock=clock))
+    _send(system, acct, 2, m.TradeEvent(ACC, 100, MNQ, clock.now(), 21000.0, -600.0, 0.0, 1, 1))
+    _calls(system, broker)  # let the pipeline settle
+    state, _ = Database(db, migrate=False).load(ACC)
+    assert state.account_locked(clock.now())
+    assert state.lock_expiry(clock.now()) == ct(2026, 11, 24, 17, 0)
+
+    clock.set(ct(2026, 11, 24, 17, 0, 1))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the account's 1 s sweep notices the reset
+        system.listen(0.2)
+        state, _ = Database(db, migrate=False).load(ACC)
+        if not state.lockouts:
+            break
+    assert state.lockouts == ()
+    assert state.net_realized() == 0.0
+    assert state.next_reset_at == ct(2026, 11, 25, 17, 0)

@@ -54,6 +54,11 @@ class Seen:
 
 
 @attrs.frozen
+class Pid:
+    """Ask an actor for its OS process id."""
+
+
+@attrs.frozen
 class Record:
     seq: int
     kind: str
@@ -85,6 +90,9 @@ class Recorder(ActorTypeDispatcher):
         elif isinstance(ev, m.ConnectionChanged):
             detail = ev.connected
         self.records.append(Record(msg.seq, type(ev).__name__, latency, detail))
+
+    def receiveMsg_Pid(self, msg: Pid, sender: Any) -> None:
+        self.send(sender, os.getpid())
 
     def receiveMsg_Seen(self, msg: Seen, sender: Any) -> None:
         self.send(sender, self.records[msg.since:])
@@ -219,3 +227,45 @@ def test_latency_sdk_callback_to_parent(system, sim):
           f"({n_orders} orders {spacing * 1000:.0f} ms apart): p50 {statistics.median(user):.3f} "
           f"ms, p99 {q[98]:.3f} ms, max {max(user):.3f} ms")
     assert statistics.median(user) < 250.0
+
+
+def test_misconfigured_urls_never_dial_and_the_parent_is_told(system):
+    """A cleartext non-loopback URL is refused before any connection; the account learns why
+    and broker calls are answered, not left hanging."""
+    settings = BrokerSettings("http://gateway.example.com/api",
+                              "http://gateway.example.com/hubs/user",
+                              "http://gateway.example.com/hubs/market", "trader", "k")
+    recorder = system.createActor(Recorder)
+    gw = system.ask(recorder, StartGateway(GatewayStart(
+        77, "ACC", settings, datetime.now(timezone.utc), 0)), 10)
+    records = wait_records(system, recorder, lambda rs: any(
+        r.kind == "ConnectionChanged" for r in rs), 10)
+    assert records[0].seq == 1 and records[0].detail is False
+    reply = system.ask(gw, m.BrokerCall(77, "c", "search_positions"), 10)
+    assert isinstance(reply, m.BrokerReply) and not reply.ok and "disabled" in reply.error
+
+
+def test_orphaned_gateway_closes_its_session_and_exits(system, sim):
+    """kill -9 of the parent's process: the GatewayActor must not keep a broker session alive."""
+    import signal
+
+    recorder, gw, acc = start(system, sim)
+    wait_records(system, recorder, lambda rs: any(r.kind == "Reconciled" for r in rs))
+    parent_pid = system.ask(recorder, Pid(), 5)
+    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(parent_pid)],
+                              capture_output=True, text=True).stdout.split()
+    assert len(children) == 1, children  # the GatewayActor (it creates no children itself)
+    gw_pid = int(children[0])
+    os.kill(parent_pid, signal.SIGKILL)
+    end = time.monotonic() + 10
+    while time.monotonic() < end and os.path.exists(f"/proc/{gw_pid}"):
+        try:
+            if open(f"/proc/{gw_pid}/stat").read().split()[2] == "Z":
+                break  # exited, not yet reaped
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        if os.path.exists(f"/proc/{gw_pid}"):
+            os.kill(gw_pid, signal.SIGKILL)
+            pytest.fail("orphaned GatewayActor still running 10 s after its parent died")
