@@ -32,7 +32,7 @@ from risk_actors.pipeline import _strongest, lockout_guard, merge
 from risk_actors.orphan import ParentWatch
 from risk_actors.plugins import load_rule
 from risk_actors.rule_host import RuleInit, RuleReady
-from risk_actors.state import (AccountState, DailyReset, LocksAdded, ResetScheduled,
+from risk_actors.state import (AccountState, DailyReset, LockLifted, LocksAdded, ResetScheduled,
                                RuleMemorySet, reduce)
 
 SWEEP_SECONDS = 1.0
@@ -245,8 +245,8 @@ class AccountActor(ActorTypeDispatcher):
         if isinstance(event, m.Reconciled):
             self._replay_open_enforcements()
         self._dispatch(seq, event, now)
-        if isinstance(event, m.ConnectionChanged) or guard:
-            self._push_status(force=True)
+        # Status follows every change a person watches; quotes alone wait for the 1 s push.
+        self._push_status(force=not isinstance(event, m.QuoteEvent))
 
     def _apply(self, change: Any, now: datetime, seq: int | None = None) -> AccountState:
         """The one way state changes: reducer, then journal (durable before acting on it)."""
@@ -313,6 +313,9 @@ class AccountActor(ActorTypeDispatcher):
         plan = merge(p.verdicts)
         if plan.empty:
             return
+        for rule, lift in plan.lifts:
+            self._apply(LockLifted(rule, lift.symbol), now)
+            self._audit("unlock", rule, {"symbol": lift.symbol})
         before = self.state
         for rule in dict.fromkeys(r for r, _ in plan.locks):
             locks = tuple(lk for r, lk in plan.locks if r == rule)
@@ -365,6 +368,9 @@ class AccountActor(ActorTypeDispatcher):
             return
         if payload[0] == "eval":
             self._rule_timeout(payload[1])
+        elif payload[0] == "config-tick":
+            self.tick_seq -= 1
+            self._dispatch(self.tick_seq, m.Tick(self.init.account_id, "config"), self.clock.now())
         elif payload[0] == "sweep" and payload[1] == self.sweep_gen:
             self._sweep(self.clock.now())
 
@@ -502,6 +508,9 @@ class AccountActor(ActorTypeDispatcher):
             if name not in self.rules:
                 self._add_rule(spec)
         self._push_status(force=True)
+        # Rules that judge the config itself (011 lifting an unblocked symbol) re-check now;
+        # new rule actors get it once they are up (messages to them queue in order).
+        self.wakeupAfter(0.2, payload=("config-tick",))
 
     def receiveMsg_RulePids(self, msg: RulePids, sender) -> None:
         self.send(sender, {n: s.pid for n, s in self.rules.items() if s.ready})

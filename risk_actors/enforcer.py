@@ -239,7 +239,9 @@ class EnforcerActor(ActorTypeDispatcher):
         elif op == "search_orders" and msg.ok:
             job.orders = dict(pair for o in (msg.result or ()) if (pair := _order_pair(o)))
         elif not msg.ok:
-            logger.warning("account {} {} {} failed: {}", self.init.account_id, op, args, msg.error)
+            # Often benign (the order filled or the position closed first); the read-back decides.
+            logger.info("account {} {} {} refused: {} (verifying)", self.init.account_id, op,
+                        args, msg.error)
             if msg.retry_after:
                 job.attempts += 1
         if job.outstanding:

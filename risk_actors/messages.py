@@ -246,6 +246,15 @@ class Lock:
 
 
 @attrs.frozen
+class LiftLock:
+    """Lift the rule's *own* lock (all of them, or the one of ``symbol``) where the spec allows:
+    010 when canTrade returns, 011 when a symbol leaves the blocked list. Nothing else can."""
+
+    symbol: str | None = None
+    strength: int = attrs.field(default=15, init=False)
+
+
+@attrs.frozen
 class Alert:
     """Tell the trader/admin; changes nothing at the broker."""
 
@@ -255,7 +264,7 @@ class Alert:
 
 
 EnforcementAction = (FlattenAccount | ClosePosition | ReducePosition | CancelOrders | CancelOrder
-                     | PlaceStop | ModifyStop | Lock | Alert)
+                     | PlaceStop | ModifyStop | Lock | LiftLock | Alert)
 BROKER_ACTIONS = (FlattenAccount, ClosePosition, ReducePosition, CancelOrders, CancelOrder,
                   PlaceStop, ModifyStop)
 

@@ -33,6 +33,10 @@ def run_rule(rule: Any, mode: str, account_id: int, seq: int, event: Any, state:
             memory, wake_at = outcome.memory, outcome.wake_at
         elif isinstance(outcome, RuleUpdate):
             memory, wake_at = outcome.memory, outcome.wake_at
+            bad = [a for a in outcome.actions if not isinstance(a, (m.LiftLock, m.Alert))]
+            if bad:
+                raise TypeError(f"a RuleUpdate may carry only LiftLock and Alert, not {bad!r}")
+            actions = tuple(outcome.actions)
         elif outcome is not None:
             raise TypeError(f"evaluate() returned {type(outcome).__name__}, expected "
                             "RuleViolation, RuleUpdate or None")
@@ -79,10 +83,11 @@ class Plan:
     locks: tuple[tuple[str, m.Lock], ...] = ()
     alerts: tuple[tuple[str, m.Alert], ...] = ()
     rules: tuple[str, ...] = ()  # rules whose enforced verdicts contributed
+    lifts: tuple[tuple[str, m.LiftLock], ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.broker_actions or self.locks or self.alerts)
+        return not (self.broker_actions or self.locks or self.alerts or self.lifts)
 
 
 def merge(verdicts: Iterable[m.Verdict], guard: tuple = ()) -> Plan:
@@ -97,18 +102,25 @@ def merge(verdicts: Iterable[m.Verdict], guard: tuple = ()) -> Plan:
     locks: list = []
     alerts: list = []
     rules: list = []
+    lifts: list = []
     for v in verdicts:
-        if v.mode != "enforce" or v.violation is None:
+        if v.mode != "enforce":
+            continue
+        if v.violation is None:  # a RuleUpdate: lifts of its own lock and warnings only
+            lifts += [(v.rule, a) for a in v.actions if isinstance(a, m.LiftLock)]
+            alerts += [(v.rule, a) for a in v.actions if isinstance(a, m.Alert)]
             continue
         rules.append(v.rule)
         for action in v.actions:
-            if isinstance(action, m.Lock):
+            if isinstance(action, m.LiftLock):
+                lifts.append((v.rule, action))
+            elif isinstance(action, m.Lock):
                 locks.append((v.rule, action))
             elif isinstance(action, m.Alert):
                 alerts.append((v.rule, action))
             else:
                 broker.append(action)
-    return Plan(_strongest(broker), tuple(locks), tuple(alerts), tuple(rules))
+    return Plan(_strongest(broker), tuple(locks), tuple(alerts), tuple(rules), tuple(lifts))
 
 
 def _strongest(actions: list) -> tuple:

@@ -23,7 +23,7 @@ from risk_actors import messages as m
 from risk_actors.calendar import last_reset, next_reset
 from risk_actors.clock import FakeClock
 from risk_actors.pipeline import Plan, merge, run_rule
-from risk_actors.state import (AccountState, DailyReset, LocksAdded, ResetScheduled,
+from risk_actors.state import (AccountState, DailyReset, LockLifted, LocksAdded, ResetScheduled,
                                RuleMemorySet, reduce)
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -165,6 +165,8 @@ class RuleTester:
         if verdict.memory is not None:
             self.state = reduce(self.state, RuleMemorySet(self.rule.name, verdict.memory), now)
         plan = merge([verdict])
+        for rule, lift in plan.lifts:
+            self.state = reduce(self.state, LockLifted(rule, lift.symbol), now)
         if plan.locks:
             self.state = reduce(self.state, LocksAdded(self.rule.name,
                                                        tuple(lk for _, lk in plan.locks)), now)

@@ -31,7 +31,7 @@ import attrs
 
 from risk_actors.messages import (  # noqa: F401  (re-exported for plugin authors)
     AccountEvent, Alert, CancelOrder, CancelOrders, ClosePosition, ContractsKnown,
-    EnforcementAction, FlattenAccount, Lock, LOCK_COOLDOWN, LOCK_HARD, LOCK_INDEFINITE,
+    EnforcementAction, FlattenAccount, LiftLock, Lock, LOCK_COOLDOWN, LOCK_HARD, LOCK_INDEFINITE,
     LOCK_SYMBOL, ModifyStop, OrderEvent, PlaceStop, PositionEvent, QuoteEvent, Reconciled,
     ReducePosition, Tick, TradeEvent)
 from risk_actors.state import AccountState  # noqa: F401
@@ -57,10 +57,12 @@ class RuleViolation:
 
 @attrs.frozen
 class RuleUpdate:
-    """No breach, but the rule's memory changes or it wants to be woken at ``wake_at``."""
+    """No breach, but the rule's memory changes, it wants to be woken at ``wake_at``, or it
+    takes a non-breach action: ``LiftLock`` of its own lock, an early-warning ``Alert``."""
 
     memory: Mapping[str, Any] | None = None
     wake_at: datetime | None = None
+    actions: tuple = ()
 
 
 @attrs.frozen
