@@ -165,7 +165,9 @@ class Daemon:
 
 
 def write_config(tmp: Path, sim_url: str, account_id: int, rules: dict,
-                 admin_port: int | None = None, account_name: str = "E2E") -> Path:
+                 admin_port: int | None = None, account_name: str = "E2E",
+                 extra: dict | None = None) -> Path:
+    """A riskd config for one simulator account; ``extra`` sections (e.g. ``timers``) win."""
     config = {
         "version": 2,
         "broker": {"api_url": f"{sim_url}/api", "user_hub_url": f"{sim_url}/hubs/user",
@@ -177,6 +179,8 @@ def write_config(tmp: Path, sim_url: str, account_id: int, rules: dict,
         "daemon": {"admin_port": admin_port or free_port(), "state_dir": str(tmp / "state"),
                    "rule_timeout_ms": 100},
     }
+    for key, value in (extra or {}).items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     path = tmp / "riskd.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

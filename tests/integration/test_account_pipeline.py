@@ -175,3 +175,31 @@ def test_daily_reset_at_1700_ct_zeroes_pnl_and_lifts_the_loss_lock(system, tmp_p
     assert state.lockouts == ()
     assert state.net_realized() == 0.0
     assert state.next_reset_at == ct(2026, 11, 25, 17, 0)
+
+
+def test_reset_missed_while_down_runs_at_start_up(system, tmp_path):
+    from risk_actors.clock import FakeClock
+    from risk_actors.testing import ct
+
+    clock = FakeClock(ct(2026, 11, 24, 16, 30))
+    acct, broker, db = None, system.createActor(FakeBroker), str(tmp_path / "riskd.sqlite")
+    Database(db).close()
+    acct = system.createActor(AccountActor)
+    system.tell(acct, AccountInit(ACC, "TEST", None, (LOSS500,), db, gateway_address=broker,
+                                  clock=clock))
+    _send(system, acct, 2, m.TradeEvent(ACC, 100, MNQ, clock.now(), 21000.0, -600.0, 0.0, 1, 1))
+    _calls(system, broker)
+    system.tell(acct, __import__("thespian.actors", fromlist=["x"]).ActorExitRequest())
+
+    # the daemon comes back the next morning: the 17:00 reset happened while it was down
+    later = FakeClock(ct(2026, 11, 25, 9, 0))
+    again = system.createActor(AccountActor)
+    system.tell(again, AccountInit(ACC, "TEST", None, (LOSS500,), db, gateway_address=broker,
+                                   clock=later))
+    _calls(system, broker)
+
+    state, _ = Database(db, migrate=False).load(ACC)
+    assert state.lockouts == ()
+    assert state.trades == {}
+    assert state.last_reset_at == ct(2026, 11, 24, 17, 0)
+    assert state.next_reset_at == ct(2026, 11, 25, 17, 0)
