@@ -37,6 +37,7 @@ from risk_actors.state import (AccountState, DailyReset, LockLifted, LocksAdded,
 
 SWEEP_SECONDS = 1.0
 STATUS_EVERY = 1.0
+STATUS_MIN_GAP = 0.2
 MAX_RULE_RESTARTS_PER_MINUTE = 10
 ENFORCE_REPLAY_SECONDS = 300.0
 
@@ -134,6 +135,7 @@ class AccountActor(ActorTypeDispatcher):
         self.tick_seq = 0
         self.wakes: dict[str, datetime] = {}
         self.last_status = 0.0
+        self.status_dirty = False
 
     # =========================================================================================
     # start-up
@@ -245,8 +247,13 @@ class AccountActor(ActorTypeDispatcher):
         if isinstance(event, m.Reconciled):
             self._replay_open_enforcements()
         self._dispatch(seq, event, now)
-        # Status follows every change a person watches; quotes alone wait for the 1 s push.
-        self._push_status(force=not isinstance(event, m.QuoteEvent))
+        # Status follows changes within STATUS_MIN_GAP (the sweep flushes what is pending);
+        # pushing on every event would put a message per event on the latency-critical path.
+        self.status_dirty = self.status_dirty or not isinstance(event, m.QuoteEvent)
+        if isinstance(event, (m.ConnectionChanged, m.Reconciled)):
+            self._push_status(force=True)
+        elif self.status_dirty:
+            self._push_status(min_gap=STATUS_MIN_GAP)
 
     def _apply(self, change: Any, now: datetime, seq: int | None = None) -> AccountState:
         """The one way state changes: reducer, then journal (durable before acting on it)."""
@@ -535,12 +542,13 @@ class AccountActor(ActorTypeDispatcher):
                   f" [{sl.spec.mode}]" for n, sl in sorted(self.rules.items())),
             s.last_event_at, tuple(self.failures))
 
-    def _push_status(self, force: bool = False) -> None:
+    def _push_status(self, force: bool = False, min_gap: float = STATUS_EVERY) -> None:
         if self.parent is None or self.state is None:
             return
         t = time.monotonic()
-        if force or t - self.last_status >= STATUS_EVERY:
-            self.last_status = t
+        if force or t - self.last_status >= min_gap or (self.status_dirty and
+                                                          t - self.last_status >= STATUS_MIN_GAP):
+            self.last_status, self.status_dirty = t, False
             self.send(self.parent, self._status())
 
     # =========================================================================================

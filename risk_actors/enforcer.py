@@ -58,6 +58,9 @@ class Job:
     started: float = attrs.field(factory=time.monotonic)
     phase: str = "act"
     alerted: bool = False
+    # A request joined while this job was running: the broker may have changed after the last
+    # read-back (a new fill), so the job must read back once more before it may finish.
+    dirty: bool = False
 
 
 def job_key(action: Any) -> tuple:
@@ -177,6 +180,7 @@ class EnforcerActor(ActorTypeDispatcher):
             if job is not None:
                 # Idempotent: the same goal joins the running job (a reduce keeps the lower target).
                 job.rules.append(msg.rule)
+                job.dirty = True
                 if target is not None:
                     job.target = min(job.target if job.target is not None else target, target)
                 continue
@@ -254,7 +258,11 @@ class EnforcerActor(ActorTypeDispatcher):
         elif job.positions is None or job.orders is None:
             self._retry(job, msg.retry_after)  # could not read back: try again
         elif satisfied(job, job.positions, job.orders):
-            self._finish(job, True, f"verified after {job.attempts + 1} attempt(s)")
+            if job.dirty:
+                job.dirty = False
+                self._verify(job)  # this read-back may predate the request that joined
+            else:
+                self._finish(job, True, f"verified after {job.attempts + 1} attempt(s)")
         else:
             self._retry(job, msg.retry_after)
 
