@@ -366,15 +366,6 @@ class BrokerReply:
     retry_after: float | None = None
 
 
-@attrs.frozen
-class Ack:
-    """Child -> parent: messages up to ``seq`` are done; the parent stops keeping them for replay."""
-
-    account_id: int
-    seq: int
-    who: str
-
-
 # ---------------------------------------------------------------------------------------------
 # admin / CLI
 @attrs.frozen
