@@ -133,6 +133,7 @@ class AccountActor(ActorTypeDispatcher):
         self.failures: list[str] = []
         self.sweep_gen = 0
         self.tick_seq = 0
+        self.eval_timer = False
         self.wakes: dict[str, datetime] = {}
         self.last_status = 0.0
         self.status_dirty = False
@@ -285,7 +286,11 @@ class AccountActor(ActorTypeDispatcher):
         ev = m.Evaluate(self.init.account_id, seq, event, self.state, now)
         for slot in targets:
             self.send(slot.address, ev)
-        self.wakeupAfter(self.init.rule_timeout_ms / 1000.0, payload=("eval", seq))
+        if not self.eval_timer:
+            # thespian cannot cancel a wake-up, and one per event piles up thousands at quote
+            # rates: keep a single chain that checks every pending evaluation when it fires.
+            self.eval_timer = True
+            self.wakeupAfter(self.init.rule_timeout_ms / 1000.0, payload=("eval",))
 
     def receiveMsg_Verdict(self, v: m.Verdict, sender) -> None:
         p = self.pending.get(v.seq)
@@ -374,7 +379,7 @@ class AccountActor(ActorTypeDispatcher):
         if not payload or self.state is None:
             return
         if payload[0] == "eval":
-            self._rule_timeout(payload[1])
+            self._check_rule_timeouts()
         elif payload[0] == "config-tick":
             self.tick_seq -= 1
             self._dispatch(self.tick_seq, m.Tick(self.init.account_id, "config"), self.clock.now())
@@ -414,6 +419,18 @@ class AccountActor(ActorTypeDispatcher):
         # Timer evaluations get their own (negative) sequence so they never collide with events.
         self.tick_seq -= 1
         self._dispatch(self.tick_seq, m.Tick(self.init.account_id, "rule wake-up"), now)
+
+    def _check_rule_timeouts(self) -> None:
+        self.eval_timer = False
+        limit = self.init.rule_timeout_ms / 1000.0
+        now_m = time.monotonic()
+        for seq, p in list(self.pending.items()):
+            if now_m - p.started >= limit:
+                self._rule_timeout(seq)
+        if self.pending:
+            oldest = min(p.started for p in self.pending.values())
+            self.eval_timer = True
+            self.wakeupAfter(max(0.005, oldest + limit - now_m), payload=("eval",))
 
     def _rule_timeout(self, seq: int) -> None:
         p = self.pending.get(seq)

@@ -103,8 +103,11 @@ def plan_calls(job: Job, positions: dict[str, int], orders: dict[int, str]) -> l
     if isinstance(g, m.CancelOrder):
         return [("cancel", {"order_id": g.order_id})] if g.order_id in orders else []
     if isinstance(g, m.PlaceStop):
-        return [("place_stop", {"contract_id": g.contract_id, "side": g.side, "size": g.size,
-                                "stop_price": g.stop_price})]
+        args = {"contract_id": g.contract_id, "side": g.side, "size": g.size,
+                "stop_price": g.stop_price}
+        if g.custom_tag is not None:
+            args["custom_tag"] = g.custom_tag
+        return [("place_stop", args)]
     if isinstance(g, m.ModifyStop):
         return [("modify", {"order_id": g.order_id, "stop_price": g.stop_price, "size": g.size})]
     return []

@@ -210,12 +210,14 @@ class CancelOrder:
 
 @attrs.frozen
 class PlaceStop:
-    """Place a protective stop order."""
+    """Place a protective stop order. ``custom_tag`` (unique per account at the gateway) makes
+    a repeated placement of the same stop fail instead of doubling it."""
 
     contract_id: str
     side: int
     size: int
     stop_price: float
+    custom_tag: str | None = None
     strength: int = attrs.field(default=25, init=False)
 
 
