@@ -135,6 +135,7 @@ class AccountActor(ActorTypeDispatcher):
         self.tick_seq = 0
         self.eval_timer = False
         self.wakes: dict[str, datetime] = {}
+        self.next_sweep_at: datetime | None = None
         self.last_status = 0.0
         self.status_dirty = False
 
@@ -316,6 +317,7 @@ class AccountActor(ActorTypeDispatcher):
                 self._apply(RuleMemorySet(v.rule, v.memory), now)
             if v.wake_at is not None:
                 self.wakes[v.rule] = v.wake_at
+                self._sweep_by(v.wake_at, now)
             if v.violation is not None:
                 self._audit("verdict", v.rule, {
                     "seq": seq, "mode": v.mode, "reason": v.violation.reason,
@@ -412,8 +414,19 @@ class AccountActor(ActorTypeDispatcher):
         delay = SWEEP_SECONDS
         if deadline is not None:
             delay = min(delay, max(0.01, (deadline - now).total_seconds()))
+        self.next_sweep_at = now + timedelta(seconds=delay)
         self.wakeupAfter(delay, payload=("sweep", self.sweep_gen))
         self._push_status()
+
+    def _sweep_by(self, when: datetime, now: datetime) -> None:
+        # A wake-up asked for after the sweep was planned (e.g. by the verdict of a timer Tick)
+        # can be nearer than that sweep: bring the sweep forward so timers stay exact. The
+        # planned wake-up then carries a stale generation and is ignored.
+        if self.next_sweep_at is not None and when >= self.next_sweep_at:
+            return
+        self.next_sweep_at = when
+        self.wakeupAfter(max(0.01, (when - now).total_seconds()),
+                         payload=("sweep", self.sweep_gen))
 
     def _dispatch_tick(self, now: datetime) -> None:
         # Timer evaluations get their own (negative) sequence so they never collide with events.
@@ -557,7 +570,25 @@ class AccountActor(ActorTypeDispatcher):
                   for lk in s.active_lockouts(now)),
             tuple(f"{n}{'' if sl.ready else ' (starting)'}{' DISABLED: ' + sl.disabled if sl.disabled else ''}"
                   f" [{sl.spec.mode}]" for n, sl in sorted(self.rules.items())),
-            s.last_event_at, tuple(self.failures))
+            s.last_event_at, tuple(self.failures),
+            *self._cli_status(s, now))
+
+    def _cli_status(self, s: AccountState, now: datetime) -> tuple:
+        """Unrealized P&L, each rule's usage of its limits, next reset, lock start times,
+        canTrade: for the CLIs. Runs only with a status push (throttled, off the event path);
+        a plugin whose ``usage`` raises shows nothing rather than break the status."""
+        unrealized = [s.unrealized(c) for c in s.positions]
+        usage = []
+        for name, slot in sorted(self.rules.items()):
+            try:
+                usage += [(name, slot.spec.mode, u.label, u.value, u.limit, u.unit)
+                          for u in slot.rule.usage(s, now)]
+            except Exception as exc:  # noqa: BLE001
+                logger.debug("rule {} usage failed: {}", name, exc)
+        known = [u for u in unrealized if u is not None]
+        return (round(sum(known), 2) if known or not unrealized else None, tuple(usage),
+                s.next_reset_at,
+                tuple(lk.started_at.isoformat() for lk in s.active_lockouts(now)), s.can_trade)
 
     def _push_status(self, force: bool = False, min_gap: float = STATUS_EVERY) -> None:
         if self.parent is None or self.state is None:

@@ -141,11 +141,18 @@ def clean_stale(state_dir: Path, port: int) -> list[str]:
     return done
 
 
+def _prepare_thespian() -> None:
+    """Environment settings + the loopback bind shim, before any ``ActorSystem(...)``."""
+    os.environ.update(THESPIAN_ENV)
+    from risk_actors import netshim
+    netshim.install()
+
+
 def connect(port: int):
     """Join the running actor system, refusing to start one (probe first)."""
     if not port_open(port):
         raise DaemonError(f"riskd is not running (nothing listens on admin port {port})")
-    os.environ.update(THESPIAN_ENV)
+    _prepare_thespian()
     from thespian.actors import ActorSystem
     return ActorSystem(SYSTEM_BASE, {"Admin Port": port})
 
@@ -178,7 +185,7 @@ def run_foreground(config_path: Path, sim_url: str | None, log_level: str = "INF
         logger.warning(line)
     if port_open(port):
         raise DaemonError(f"admin port {port} is in use by another program")
-    os.environ.update(THESPIAN_ENV)
+    _prepare_thespian()
     from thespian.actors import ActorSystem
     from risk_actors.supervisor import Boot
     asys = ActorSystem(SYSTEM_BASE, {"Admin Port": port}, logDefs=log_defs)

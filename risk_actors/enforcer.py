@@ -296,7 +296,9 @@ class EnforcerActor(ActorTypeDispatcher):
         elif payload and payload[0] == "retry":
             job = self.jobs.get(payload[1])
             if job is not None and job.phase == "backoff":
-                if job.positions is not None and job.orders is not None:
+                if isinstance(job.goal, (m.PlaceStop, m.ModifyStop)):
+                    self._act(job, {}, {})  # judged by the broker's answer: ask again
+                elif job.positions is not None and job.orders is not None:
                     self._act(job, job.positions, job.orders)
                 else:
                     self._verify(job)

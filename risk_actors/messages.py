@@ -401,6 +401,13 @@ class AccountStatus:
     rules: tuple = ()
     last_event_at: datetime | None = None
     failures: tuple = ()
+    # Added for the CLIs (issue 5); lockouts above are (rule, scope, symbol, reason, expires_at
+    # ISO) and lock_started the matching started_at ISO strings, in the same order.
+    unrealized_pnl: float | None = None     # sum over positions with a quote; None = unknown
+    usage: tuple = ()          # (rule, mode, label, value, limit, unit) from Rule.usage
+    next_reset_at: datetime | None = None
+    lock_started: tuple = ()
+    can_trade: bool | None = None
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import attrs
 from loguru import logger
@@ -22,6 +22,18 @@ from risk_actors.orphan import CHECK_SECONDS, ParentWatch
 from risk_actors.plugins import discover, rule_path
 
 GLOBAL_NAME = "riskd"
+MUTATING_COMMANDS = ("reload", "rules_set", "accounts_add", "accounts_remove", "passwd")
+
+
+def config_summary(config) -> dict:
+    """Effective rules per account as plain data (``riskd config diff``)."""
+    out = {}
+    for acc in config.accounts:
+        out[acc.label] = {"enabled": acc.enabled, "rules": {
+            r.name: {"enabled": r.enabled, "mode": r.mode,
+                     **(attrs.asdict(r.params) if attrs.has(type(r.params)) else {})}
+            for r in acc.rules}}
+    return out
 
 
 @attrs.frozen
@@ -52,6 +64,9 @@ class Supervisor(ActorTypeDispatcher):
         self.accounts: dict[str, tuple[Any, AccountInit]] = {}
         self.status: dict[int, m.AccountStatus] = {}
         self.started_at: datetime | None = None
+        self.db = None
+        from risk_actors.security import ProofVerifier
+        self.verifier = ProofVerifier()
 
     # ---- boot --------------------------------------------------------------------------------
     def receiveMsg_Boot(self, msg: Boot, sender) -> None:
@@ -135,13 +150,126 @@ class Supervisor(ActorTypeDispatcher):
                                         f"config {self.config.source}"))
 
     def receiveMsg_AdminRequest(self, msg: m.AdminRequest, sender) -> None:
-        if msg.command == "reload":
-            self.send(sender, self._reload())
-        elif msg.command == "ping":
+        if msg.command == "ping":
             self.send(sender, m.AdminReply(True, "pong"))
+        elif msg.command == "challenge":
+            self.send(sender, self._challenge())
+        elif msg.command == "config_summary":
+            self.send(sender, self._config_summary())
+        elif msg.command in MUTATING_COMMANDS:
+            self.send(sender, self._admin(msg))
         else:
-            self.send(sender, m.AdminReply(False, f"unknown admin command {msg.command!r}; "
-                                                  "known: reload, ping"))
+            self.send(sender, m.AdminReply(False, f"unknown admin command {msg.command!r}; known: "
+                                                  "ping, challenge, config_summary, "
+                                                  + ", ".join(MUTATING_COMMANDS)))
+
+    # Every mutating request carries a proof of the admin password (risk_actors.security);
+    # failures are counted and audited, and nothing changes unless the proof holds.
+    def _challenge(self) -> m.AdminReply:
+        from risk_actors import security
+        if self.boot is None:
+            return m.AdminReply(False, "riskd is starting (not booted yet)")
+        stored = security.read_password_hash(self.config.daemon.state_dir)
+        data = {"nonce": self.verifier.challenge(), "params": None, "hash_len": None}
+        if stored and security.is_argon2_hash(stored):
+            data.update(security.public_params(stored))
+        return m.AdminReply(True, "challenge", data=data)
+
+    def _admin(self, msg: m.AdminRequest) -> m.AdminReply:
+        from risk_actors import security
+        from risk_actors.admin_ops import EditError
+        if self.boot is None:
+            return m.AdminReply(False, "riskd is starting (not booted yet)")
+        args = dict(msg.args) if isinstance(msg.args, Mapping) else {}
+        shown = {k: v for k, v in args.items() if k != "hash"}
+        stored = security.read_password_hash(self.config.daemon.state_dir)
+        verdict = self.verifier.verify(stored, msg.command, args, msg.nonce, msg.proof)
+        if not verdict.ok:
+            logger.warning("admin {} refused: {}", msg.command, verdict.reason)
+            self._admin_audit({"command": msg.command, "args": shown, "outcome": "refused",
+                               "reason": verdict.reason, "failures": verdict.failures})
+            return m.AdminReply(False, f"refused: {verdict.reason}",
+                                data={"refused": True, "failures": verdict.failures})
+        try:
+            reply = getattr(self, "_admin_" + msg.command)(args)
+        except (EditError, KeyError, TypeError, ValueError) as exc:
+            reply = m.AdminReply(False, str(exc))
+        except Exception as exc:  # noqa: BLE001  (the Supervisor must not die on a bad edit)
+            logger.exception("admin {} failed", msg.command)
+            reply = m.AdminReply(False, f"{msg.command} failed: {exc}")
+        self._admin_audit({"command": msg.command, "args": shown,
+                           "outcome": "done" if reply.ok else "failed",
+                           "message": reply.message[:1000]})
+        return reply
+
+    def _admin_audit(self, detail: dict) -> None:
+        try:
+            if self.db is None:
+                from risk_actors.db import Database
+                self.db = Database(self.db_path(), migrate=False)
+            self.db.audit("admin", None, None, detail, datetime.now(timezone.utc))
+        except Exception as exc:  # noqa: BLE001
+            logger.error("admin audit write failed: {}", exc)
+
+    def _admin_reload(self, args: dict) -> m.AdminReply:
+        return self._reload()
+
+    def _admin_rules_set(self, args: dict) -> m.AdminReply:
+        from risk_actors.admin_ops import set_rule_param
+        return self._edit(lambda doc: set_rule_param(doc, self.registry, args["rule"],
+                                                     args["key"], args["value"],
+                                                     args.get("account")))
+
+    def _admin_accounts_add(self, args: dict) -> m.AdminReply:
+        from risk_actors.admin_ops import add_account
+        return self._edit(lambda doc: add_account(doc, args["id"], args.get("name"),
+                                                  args.get("description") or ""))
+
+    def _admin_accounts_remove(self, args: dict) -> m.AdminReply:
+        from risk_actors.admin_ops import remove_account
+        removed: list = []
+
+        def edit(doc):
+            removed.append(remove_account(doc, args["account"]))
+            return f"account {args['account']} removed"
+        reply = self._edit(edit)
+        if reply.ok and removed and removed[0] is not None:
+            for key, (address, init) in list(self.accounts.items()):
+                if init.account_id == removed[0]:
+                    del self.accounts[key]  # popped first: its exit is not restarted
+                    self.status.pop(init.account_id, None)
+                    self.send(address, ActorExitRequest())
+                    logger.warning("account {} removed by the admin: no longer watched",
+                                   init.account_id)
+        return reply
+
+    def _admin_passwd(self, args: dict) -> m.AdminReply:
+        from risk_actors import security
+        if not security.is_argon2_hash(args.get("hash")):
+            return m.AdminReply(False, "passwd needs an argon2id hash")
+        security.write_password_hash(self.config.daemon.state_dir, args["hash"])
+        self.verifier.reset_failures()
+        return m.AdminReply(True, "admin password changed")
+
+    def _edit(self, change) -> m.AdminReply:
+        """Apply ``change(doc)`` to the config file (comments kept), validate, write, reload."""
+        from risk_actors.admin_ops import validate
+        from risk_actors.config import read_document, write_document
+        path = Path(self.boot.config_path)
+        if path.is_dir():
+            return m.AdminReply(False, f"{path} is a 1.0 config directory: write it out as one "
+                                       "version 2 file before editing it with riskd")
+        doc = read_document(path)
+        what = change(doc)
+        validate(doc, self.registry, str(path))
+        write_document(doc, path)
+        reply = self._reload()
+        return m.AdminReply(reply.ok, f"{what}; written to {path}; {reply.message}")
+
+    def _config_summary(self) -> m.AdminReply:
+        if self.boot is None:
+            return m.AdminReply(False, "riskd is starting (not booted yet)")
+        return m.AdminReply(True, str(self.config.source), data=config_summary(self.config))
 
     def _reload(self) -> m.AdminReply:
         from risk_actors.config import ConfigError, load_config
@@ -164,8 +292,15 @@ class Supervisor(ActorTypeDispatcher):
                 self.accounts[key] = (address, attrs.evolve(init, rules=fresh.rules))
                 self.send(address, RulesChanged(fresh.rules))
                 changed += 1
-        logger.info("config reloaded from {}: {} account(s) changed rules", new.source, changed)
-        return m.AdminReply(True, f"config reloaded; {changed} account(s) changed rules")
+        running = {init.account_id for _, init in self.accounts.values()}
+        added = [acc for acc in new.accounts
+                 if acc.enabled and acc.id is not None and acc.id not in running]
+        for acc in added:  # an account added to the config is watched at once
+            self._start_account(self._account_init(acc))
+        logger.info("config reloaded from {}: {} account(s) changed rules, {} added",
+                    new.source, changed, len(added))
+        return m.AdminReply(True, f"config reloaded; {changed} account(s) changed rules"
+                                  + (f", {len(added)} account(s) added" if added else ""))
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender) -> None:
         if msg.payload == ("orphan-check",):

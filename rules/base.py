@@ -66,6 +66,27 @@ class RuleUpdate:
 
 
 @attrs.frozen
+class Usage:
+    """How close the account is to one of a rule's limits, for people (``risk-trader status``).
+
+    ``value`` and ``limit`` are in ``unit`` ("contracts", "$", "trades" ...); a loss limit is
+    negative and so is the loss counted against it. :attr:`percent` is the share of the limit
+    used (0 when moving away from it, 100 or more at and past it).
+    """
+
+    label: str
+    value: float
+    limit: float
+    unit: str = ""
+
+    @property
+    def percent(self) -> float:
+        if not self.limit or (self.value > 0) != (self.limit > 0) or not self.value:
+            return 0.0
+        return round(100.0 * self.value / self.limit, 1)
+
+
+@attrs.frozen
 class NoParams:
     """Params class of a rule that takes none."""
 
@@ -96,3 +117,8 @@ class Rule(abc.ABC):
     @abc.abstractmethod
     def get_enforcement_action(self, violation: RuleViolation) -> tuple:
         """The enforcement actions for ``violation`` (see :mod:`risk_actors.messages`)."""
+
+    def usage(self, state: AccountState, now: datetime) -> tuple[Usage, ...]:
+        """Optional: where ``state`` stands against this rule's limits (pure, cheap: it runs
+        with every status update, off the event path). Default: nothing to show."""
+        return ()

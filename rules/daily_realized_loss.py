@@ -16,7 +16,7 @@ import attrs
 
 from risk_actors.state import unrealized_pnl
 from rules.base import (Alert, FlattenAccount, Lock, LOCK_HARD, LOCK_INDEFINITE, PositionEvent,
-                        QuoteEvent, Reconciled, Rule, RuleViolation, TradeEvent)
+                        QuoteEvent, Reconciled, Rule, RuleViolation, TradeEvent, Usage)
 
 
 def _negative(_inst, attribute, value) -> None:
@@ -107,3 +107,9 @@ class DailyRealizedLoss(Rule):
                      until_reset=True),
                 Alert(f"Daily loss limit hit: {violation.reason}. Trading locked until the "
                       f"daily reset.", "critical"))
+
+    def usage(self, state, now):
+        total, _missing = daily_figure(state, self.params.include_fees, self.params.basis)
+        what = "net" if self.params.basis == "net" else "realized"
+        fees = ", fees included" if self.params.include_fees else ""
+        return (Usage(f"daily {what} P&L{fees}", total, self.params.limit, "$"),)

@@ -13,7 +13,7 @@ from typing import Literal
 import attrs
 
 from rules.base import (ClosePosition, PositionEvent, Reconciled, ReducePosition, Rule,
-                        RuleViolation)
+                        RuleViolation, Usage)
 
 
 def _positive(_inst, attribute, value) -> None:
@@ -92,3 +92,9 @@ class MaxContracts(Rule):
     def get_enforcement_action(self, violation):
         return tuple(ClosePosition(cid) if whole else ReducePosition(cid, take)
                      for cid, take, whole in violation.data["plan"])
+
+    def usage(self, state, now):
+        count = account_count([p.signed_size for p in state.positions.values()],
+                              self.params.count_type)
+        return (Usage(f"contracts open ({self.params.count_type})", count, self.params.limit,
+                      "contracts"),)

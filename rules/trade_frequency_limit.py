@@ -26,7 +26,7 @@ from typing import Iterable, Literal
 import attrs
 
 from rules.base import (Alert, FlattenAccount, Lock, LOCK_COOLDOWN, LOCK_HARD, LOCK_INDEFINITE,
-                        Reconciled, Rule, RuleViolation, TradeEvent)
+                        Reconciled, Rule, RuleViolation, TradeEvent, Usage)
 
 UNTIL_RESET = "until_reset"
 _DURATION = re.compile(r"^(\d+)([smh])$")
@@ -216,3 +216,9 @@ class TradeFrequencyLimit(Rule):
         actions = (FlattenAccount(),) if self.params.close_positions else ()
         return actions + (lock, Alert(f"Trade frequency limit: {violation.reason}. No new "
                                       f"trades until then.", "warning"))
+
+    def usage(self, state, now):
+        times = trade_times(state.trades.values(), self.params.count, now)
+        return tuple(Usage(f"trades this {window}", window_count(times, now, seconds), limit,
+                           "trades")
+                     for window, seconds, limit, _ in self._windows())

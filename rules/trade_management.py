@@ -329,8 +329,8 @@ class TradeManagement(Rule):
             what.append(f"stop {stop.stop_price:.2f} -> {price:.2f}")
         if resize:
             what.append(f"size {stop.size} -> {pos.size}")
-        run.reasons.append(f"{kind} stop for {label}: modify order {stop.order_id} "
-                           f"{', '.join(what)}")
+        run.reasons.append(f"{kind if move else 'managed'} stop for {label}: modify order "
+                           f"{stop.order_id} {', '.join(what)}")
 
     def _drop(self, cid, old, state, run) -> None:
         own = old.get("own")
@@ -338,4 +338,6 @@ class TradeManagement(Rule):
         if order is not None and order.contract_id == cid and order.side == stop_side(old["side"]):
             # Our stop outlived its position: left working it could open a new one.
             run.actions.append(CancelOrder(own))
-            run.reasons.append(f"position in {cid} closed: cancel its managed stop {own}")
+            info = state.contracts.get(cid)
+            run.reasons.append(f"{(info.name if info else None) or cid} position closed or "
+                               f"reversed: cancel the stop this rule placed (order {own})")

@@ -1,21 +1,23 @@
-"""``riskd``: the admin command line (daemon lifecycle, status, config reload)."""
+"""``riskd``: the admin command line.
+
+Daemon lifecycle (start/stop/restart/status), rules, accounts, config, lockouts (view only:
+there is no unlock), audit, logs, passwd and the first-run ``init``. Every command that changes
+something sends a proof of the admin password (risk_actors.security); read commands take
+``--json``. Commands are split over modules of this package; this one holds the group.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import datetime, timezone
 
 import click
 
+from risk_actors.cli.common import (CONFIG_HELP, EXIT_DOWN, admin_call, echo_json, fail,
+                                    fmt_value, load_view, percent, status_dict)
 from risk_actors.daemon import DaemonError, resolve_config
 
-CONFIG_HELP = "Config file, or a directory holding riskd.yaml (default: $RISKD_CONFIG or etc/riskd.yaml)."
-
-
-def _fail(message: str, code: int = 1) -> None:
-    click.echo(f"riskd: {message}", err=True)
-    sys.exit(code)
+_fail = fail
 
 
 def _config(path: str | None):
@@ -71,8 +73,29 @@ def stop(config_path) -> None:
         _fail(str(exc))
 
 
+@main.command()
+@click.option("--config", "config_path", metavar="PATH", help=CONFIG_HELP)
+@click.option("--sim", "sim_url", metavar="URL", help="As for `riskd start`.")
+def restart(config_path, sim_url) -> None:
+    """Stop the daemon (if running) and start it again in the background.
+
+    Locks survive: they are in the database and come back at start-up. Under systemd use
+    `systemctl restart riskd` instead (as root).
+    """
+    from risk_actors.daemon import start_background, stop as do_stop
+    path, _ = _config(config_path)
+    try:
+        click.echo(do_stop(path))
+    except DaemonError as exc:
+        click.echo(f"riskd: {exc}", err=True)
+    try:
+        click.echo(start_background(path, sim_url))
+    except DaemonError as exc:
+        _fail(str(exc))
+
+
 def _fmt_lock(lock) -> str:
-    rule, scope, symbol, reason, expires = lock
+    rule, scope, symbol, reason, expires = lock[:5]
     what = f"symbol {symbol}" if scope == "symbol" else "account"
     if expires:
         exp = datetime.fromisoformat(expires)
@@ -91,7 +114,7 @@ def status(config_path, as_json) -> None:
     """Show each account: connection, positions, daily P&L, locks and rules loaded."""
     from risk_actors import messages as m
     from risk_actors.daemon import ask
-    _, config = _config(config_path)
+    _, config = load_view(config_path)
     try:
         reply = ask(config.daemon.admin_port, m.StatusRequest(), timeout=10)
     except DaemonError as exc:
@@ -99,19 +122,7 @@ def status(config_path, as_json) -> None:
     if not reply.ok:
         _fail(reply.detail, 3)
     if as_json:
-        click.echo(json.dumps({
-            "started_at": reply.started_at.isoformat() if reply.started_at else None,
-            "accounts": [{
-                "account_id": a.account_id, "name": a.name, "connected": a.connected,
-                "positions": [{"contract_id": c, "size": s, "average_price": p}
-                              for c, s, p in a.positions],
-                "realized_pnl": a.realized_pnl, "fees": a.fees,
-                "net_realized_pnl": round(a.realized_pnl - a.fees, 2),
-                "lockouts": [{"rule": r, "scope": sc, "symbol": sy, "reason": re_, "expires_at": ex}
-                             for r, sc, sy, re_, ex in a.lockouts],
-                "rules": list(a.rules), "failures": list(a.failures),
-                "last_event_at": a.last_event_at.isoformat() if a.last_event_at else None,
-            } for a in reply.accounts]}, indent=2))
+        echo_json(status_dict(reply))
         return
     click.echo(f"riskd up since {reply.started_at:%Y-%m-%d %H:%M:%S %Z}; {reply.detail}")
     if not reply.accounts:
@@ -128,6 +139,9 @@ def status(config_path, as_json) -> None:
             click.echo("  flat")
         for lock in a.lockouts:
             click.echo(f"  {_fmt_lock(lock)}")
+        for r, mode, label, value, limit, unit in a.usage:
+            click.echo(f"  {r} [{mode}]: {label} {fmt_value(value, unit)} of "
+                       f"{fmt_value(limit, unit)} ({percent(value, limit):.0f}% used)")
         click.echo(f"  rules: {', '.join(a.rules) or 'none'}")
         for f in a.failures[-3:]:
             click.echo(f"  ! {f}")
@@ -152,17 +166,63 @@ def config_validate(config_path) -> None:
 @config.command("reload")
 @click.option("--config", "config_path", metavar="PATH", help=CONFIG_HELP)
 def config_reload(config_path) -> None:
-    """Ask the running daemon to reload its config; an invalid one is refused and the old kept."""
+    """Ask the running daemon to reload its config file (needs the admin password).
+
+    An invalid file is refused and the running config kept; new limits apply from the next
+    event. The password comes from a hidden prompt or $RISKD_ADMIN_PASSWORD.
+    """
+    _, cfg = load_view(config_path)
+    click.echo(admin_call(cfg, "reload").message)
+
+
+@config.command("diff")
+@click.option("--config", "config_path", metavar="PATH", help=CONFIG_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def config_diff(config_path, as_json) -> None:
+    """Show what a reload would change: the running daemon's rules versus the file's."""
     from risk_actors import messages as m
-    from risk_actors.daemon import ask
-    _, cfg = _config(config_path)
-    try:
-        reply = ask(cfg.daemon.admin_port, m.AdminRequest("reload"), timeout=15)
-    except DaemonError as exc:
-        _fail(str(exc), 3)
-    click.echo(reply.message)
+    from risk_actors.cli.common import ask
+    from risk_actors.supervisor import config_summary
+    _, cfg = load_view(config_path)
+    reply = ask(cfg, m.AdminRequest("config_summary"))
     if not reply.ok:
-        sys.exit(1)
+        _fail(reply.message, EXIT_DOWN)
+    running, on_disk = reply.data, config_summary(cfg)
+    changes = []
+    for acc in sorted(set(running) | set(on_disk)):
+        a, b = running.get(acc), on_disk.get(acc)
+        if a is None or b is None:
+            changes.append({"account": acc, "path": "", "running": a and "watched",
+                            "file": b and "configured"})
+            continue
+        for rule in sorted(set(a["rules"]) | set(b["rules"])):
+            ra, rb = a["rules"].get(rule, {}), b["rules"].get(rule, {})
+            for key in sorted(set(ra) | set(rb)):
+                if ra.get(key) != rb.get(key):
+                    changes.append({"account": acc, "path": f"{rule}.{key}",
+                                    "running": ra.get(key), "file": rb.get(key)})
+    if as_json:
+        echo_json(changes)
+        return
+    if not changes:
+        click.echo("no difference: the running config matches the file")
+    for c in changes:
+        click.echo(f"account {c['account']}: {c['path'] or '(account)'}: running "
+                   f"{c['running']!r} -> file {c['file']!r}")
+
+
+def _register() -> None:
+    from risk_actors.cli import accounts_cmd, audit_cmd, init_cmd, rules_cmd
+    main.add_command(rules_cmd.rules)
+    main.add_command(accounts_cmd.accounts)
+    main.add_command(audit_cmd.audit)
+    main.add_command(audit_cmd.lockouts)
+    main.add_command(audit_cmd.logs)
+    main.add_command(init_cmd.init)
+    main.add_command(init_cmd.passwd)
+
+
+_register()
 
 
 if __name__ == "__main__":

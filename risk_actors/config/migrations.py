@@ -18,8 +18,17 @@ Versions:
 
 To add version N+1: write ``_from_N(raw, ctx) -> raw`` (copy, never mutate the input), register
 it in ``MIGRATIONS``, bump ``CURRENT_VERSION``; old steps stay as they are (their output is a
-fixed format). The 1.0 settings parked in ``legacy_1_0`` (sessions, holidays, the other eleven
-rules) are meant to be moved into their real places by the step that introduces them.
+fixed format). What the 1.0 step still parks in ``legacy_1_0`` (``lockout_durations``,
+``advanced.check_interval``, rules that are not built in) is meant to be moved into its real place
+by the step that introduces it.
+
+The 1.0 step maps every built-in rule of ``risk_config.yaml`` to a version 2 ``rules`` entry as
+written (rules-spec section 6 names the parameters; the rule's ``Params`` validate them at load).
+The session settings of ``timers_config.yaml`` go to the rule that reads them, 009
+``session_block_outside`` (rules are pure and see only their params): ``session_hours`` ->
+``session``, ``holidays.dates`` -> ``holidays`` (the per-year mapping flattened),
+``holidays.early_close`` -> ``early_closes``, ``holidays.enabled`` -> ``respect_holidays`` and
+``advanced.session_close_grace`` -> ``session_close_grace``.
 """
 
 from __future__ import annotations
@@ -38,9 +47,16 @@ __all__ = [
 
 CURRENT_VERSION = "2"
 LAYOUT_1_0_FILES = ("accounts.yaml", "risk_config.yaml", "timers_config.yaml")
-# 1.0 rules whose settings version 2 understands (riskd 0.1 ships these two). The other eleven
-# are parked in legacy_1_0 until the rules exist (issue 4).
-RULES_MIGRATED_FROM_1_0 = ("max_contracts", "daily_realized_loss")
+# 1.0 rules whose settings version 2 understands: the 13 built-ins (rules-spec section 1). Any
+# other name in a 1.0 risk_config is parked in legacy_1_0.
+RULES_MIGRATED_FROM_1_0 = (
+    "max_contracts", "max_contracts_per_instrument", "daily_realized_loss",
+    "daily_unrealized_loss", "max_unrealized_profit", "trade_frequency_limit",
+    "cooldown_after_loss", "no_stop_loss_grace", "session_block_outside", "auth_loss_guard",
+    "symbol_blocks", "trade_management", "daily_realized_profit")
+SESSION_RULE = "session_block_outside"
+_SESSION_KEYS = ("start", "end", "timezone", "allowed_days")
+_GONE = object()  # a 1.0 setting moved entirely: nothing of it is left to park
 TOPSTEPX_URLS = {
     "api_url": "https://api.topstepx.com/api",
     "user_hub_url": "https://rtc.topstepx.com/hubs/user",
@@ -347,9 +363,15 @@ def _from_1_0(raw: Any, ctx: MigrationContext) -> dict:
             out["timers"] = {"daily_reset": new_reset}
         else:
             out["timers"] = {"daily_reset": copy.deepcopy(reset)}
-    parked_timers = [k for k in timers_file if k != "daily_reset"]
-    for key in parked_timers:
-        legacy["timers_config"][key] = copy.deepcopy(timers_file[key])
+    leftovers = _sessions_to_009(out.get("rules"), timers_file, ctx)
+    parked_timers = []
+    for key in [k for k in timers_file if k != "daily_reset"]:
+        rest = leftovers.get(key, _MISSING_KEY)
+        if rest is _GONE:
+            continue
+        legacy["timers_config"][key] = copy.deepcopy(timers_file[key]) \
+            if rest is _MISSING_KEY else rest
+        parked_timers.append(key)
     if parked_timers:
         ctx.warnings.append(
             f"timers_config.yaml: {', '.join(map(str, parked_timers))} kept under "
@@ -366,6 +388,91 @@ def _from_1_0(raw: Any, ctx: MigrationContext) -> dict:
         (LEGACY_KEY, "timers_config"): "timers_config.yaml",
     })
     return out
+
+
+_MISSING_KEY = object()
+
+
+def _flat_dates(dates: Any) -> Any:
+    # 1.0 keys the holiday dates by year ({2025: [...]}); version 2 takes one list.
+    if not _is_map(dates):
+        return copy.deepcopy(dates)
+    out: list = []
+    for value in dates.values():
+        if isinstance(value, list):
+            out += copy.deepcopy(value)
+        else:
+            out.append(copy.deepcopy(value))
+    return out
+
+
+def _sessions_to_009(rules: Any, timers_file: Mapping,
+                     ctx: MigrationContext) -> dict[str, Any]:
+    """Move the session settings of timers_config.yaml into the 009 entry of ``rules`` (in
+    place). Returns, per timers key it handled, what is left to park (``_GONE`` when nothing)."""
+    if not _is_map(rules) or SESSION_RULE not in rules:
+        return {}  # no 009 in 1.0: its settings were unused there; park them as they are
+    entry = rules[SESSION_RULE]
+    if entry is None:
+        entry = rules[SESSION_RULE] = {}
+    if not _is_map(entry):
+        return {}  # passed through for validation to report; settings parked
+    # (timers key, 1.0 key or None for the whole section, version 2 param, transform)
+    moves = [("session_hours", None, "session", None),
+             ("holidays", "enabled", "respect_holidays", None),
+             ("holidays", "dates", "holidays", _flat_dates),
+             ("holidays", "early_close", "early_closes", None),
+             ("advanced", "session_close_grace", "session_close_grace", None)]
+    leftovers: dict[str, Any] = {}
+    moved: list[str] = []
+    for section, key, param, transform in moves:
+        node = timers_file.get(section)
+        if node is None:
+            continue
+        rest = leftovers.get(section)
+        if rest is None:
+            rest = leftovers[section] = copy.deepcopy(node)
+        if key is None:  # session_hours: its four keys make the session
+            if not _is_map(node):
+                value, left = copy.deepcopy(node), _GONE
+            else:
+                # Copy then delete, so the moved keys keep their lines in timers_config.yaml.
+                value = copy.deepcopy(node)
+                for k in [k for k in node if k not in _SESSION_KEYS]:
+                    del value[k]
+                left = {k: copy.deepcopy(v) for k, v in node.items() if k not in _SESSION_KEYS}
+                if not value:
+                    continue
+        elif not _is_map(node) or key not in node:
+            continue
+        else:
+            value = transform(node[key]) if transform else copy.deepcopy(node[key])
+            left = None
+        if param in entry and key is not None and entry[param] == value:
+            del rest[key]  # says the same as the rule's own setting: nothing to keep
+            continue
+        if param in entry:
+            ctx.warnings.append(
+                f"timers_config.yaml: {section}{'.' + key if key else ''} kept under "
+                f"{LEGACY_KEY}.timers_config: rules.{SESSION_RULE}.{param} is already set in "
+                "risk_config.yaml and wins")
+            continue
+        entry[param] = value
+        ctx.origins[("rules", SESSION_RULE, param)] = "timers_config.yaml"
+        moved.append(f"{section}{'.' + key if key else ''} -> {param}")
+        if key is None:
+            leftovers[section] = left if left else _GONE
+        else:
+            del rest[key]
+    for section, rest in list(leftovers.items()):
+        if rest is not _GONE and _is_map(rest) and not rest:
+            leftovers[section] = _GONE
+    if moved:
+        ctx.warnings.append(
+            f"timers_config.yaml: moved to rules.{SESSION_RULE}: {', '.join(moved)}; holidays "
+            "and early closes now also come from the CME_Equity exchange calendar "
+            "(holiday_calendar: null to use only your own dates)")
+    return leftovers
 
 
 MIGRATIONS: dict[str, Migration] = {

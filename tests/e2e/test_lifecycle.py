@@ -69,6 +69,16 @@ def test_background_start_status_stop_and_no_secret_in_logs(sim, tmp_path):
 def test_config_reload_applies_new_limit_and_refuses_an_invalid_one(sim, riskd_factory, tmp_path):
     account_id = _account(sim)
     config = write_config(tmp_path, sim.url, account_id, MAX5)
+    # A reload needs the admin password (set before the start, as riskd's user would).
+    os.environ["RISKD_NEW_ADMIN_PASSWORD"] = os.environ["RISKD_ADMIN_PASSWORD"] = "e2e-admin-pw"
+    try:
+        assert riskd(config, "passwd").returncode == 0
+        _reload_test_body(sim, riskd_factory, config, account_id)
+    finally:
+        del os.environ["RISKD_NEW_ADMIN_PASSWORD"], os.environ["RISKD_ADMIN_PASSWORD"]
+
+
+def _reload_test_body(sim, riskd_factory, config, account_id):
     daemon = riskd_factory(config)
     daemon.wait_connected(account_id)
     data = yaml.safe_load(config.read_text())

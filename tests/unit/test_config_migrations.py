@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Literal
 
+from datetime import date, datetime, timezone
+
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,13 +22,14 @@ from risk_actors.config.load import _plain, dump_yaml
 from risk_actors.config.migrations import (CURRENT_VERSION, MIGRATIONS, RULES_MIGRATED_FROM_1_0,
                                            SUPPORTED_VERSIONS, TOPSTEPX_URLS, version_key)
 from rules.base import Rule
+from rules.session_block_outside import SessionBlockOutside
 
 FIXTURE = Path(__file__).parent / "fixtures" / "config_v1"
 ENV = {"PROJECT_X_USERNAME": "trader1", "PROJECT_X_API_KEY": "sk-LIVE-0123456789abcdef"}
-PARKED_RULES = ["max_contracts_per_instrument", "daily_realized_profit", "daily_unrealized_loss",
-                "max_unrealized_profit", "trade_frequency_limit", "cooldown_after_loss",
-                "no_stop_loss_grace", "session_block_outside", "auth_loss_guard", "symbol_blocks",
-                "trade_management"]
+FIXTURE_RULES = ["max_contracts", "max_contracts_per_instrument", "daily_realized_loss",
+                 "daily_realized_profit", "daily_unrealized_loss", "max_unrealized_profit",
+                 "trade_frequency_limit", "cooldown_after_loss", "no_stop_loss_grace",
+                 "session_block_outside", "auth_loss_guard", "symbol_blocks", "trade_management"]
 
 
 # tiny fake rules with the Params the two built-ins take
@@ -60,7 +63,13 @@ class FakeDailyLoss(FakeMaxContracts):
     Params = DailyLossParams
 
 
-REGISTRY = {"max_contracts": FakeMaxContracts, "daily_realized_loss": FakeDailyLoss}
+def _permissive(rule_name: str) -> type:
+    # Stands in for a built-in rule being written elsewhere: takes any params (a plain dict).
+    return type(f"Fake_{rule_name}", (FakeMaxContracts,), {"name": rule_name, "Params": dict})
+
+
+REGISTRY = {name: _permissive(name) for name in RULES_MIGRATED_FROM_1_0}
+REGISTRY.update({"max_contracts": FakeMaxContracts, "daily_realized_loss": FakeDailyLoss})
 
 
 def read_fixture() -> dict:
@@ -96,37 +105,86 @@ def test_fixture_migrates_to_the_version_2_layout():
                              **TOPSTEPX_URLS}
     assert raw["accounts"] == [
         {"id": 536, "name": "PRAC-V2-126244-84184528", "enabled": True,
-         "overrides": {"rules": {"daily_realized_loss": {"limit": -300}}}},
+         "overrides": {"rules": {"daily_realized_loss": {"limit": -300},
+                                 "trade_frequency_limit": {"limits": {"per_minute": 2}}}}},
         {"name": "PRAC-V2-99", "enabled": False},
     ]
-    assert raw["rules"] == {
-        "max_contracts": {"enabled": True, "limit": 5, "count_type": "net",
-                          "reduce_to_limit": True},
-        "daily_realized_loss": {"enabled": True, "limit": -500},
-    }
+    source = _plain(read_fixture())["risk_config.yaml"]["rules"]
+    assert list(raw["rules"]) == FIXTURE_RULES
+    for name in FIXTURE_RULES:
+        if name != "session_block_outside":
+            assert raw["rules"][name] == source[name]  # section 6 names are the version 2 params
     assert raw["timers"] == {"daily_reset": {"time": "17:00", "timezone": "America/Chicago"}}
+
+
+def test_session_hours_holidays_and_grace_move_into_rule_009_params():
+    raw = _plain(migrate(read_fixture(), "1.0").raw)
+    assert raw["rules"]["session_block_outside"] == {
+        "enabled": True, "respect_holidays": True,
+        "per_instrument_sessions": {"ES": {"start": "18:00", "end": "17:00",
+                                           "timezone": "America/Chicago"}},
+        "session": {"start": "08:30", "end": "15:00", "timezone": "America/Chicago",
+                    "allowed_days": [0, 1, 2, 3, 4]},
+        "holidays": ["2025-01-01", "2025-01-20", "2025-07-04", "2025-12-25"],
+        "early_closes": [{"date": "2025-11-26", "close_time": "13:00"}],
+        "session_close_grace": 60,
+    }
+
+
+def test_session_settings_without_rule_009_stay_parked():
+    timers = {"session_hours": {"start": "09:30", "end": "16:00"},
+              "holidays": {"enabled": False, "dates": {2025: ["2025-12-25"]}}}
+    out = migrate({"risk_config.yaml": {"rules": {"max_contracts": {"limit": 3}}},
+                   "timers_config.yaml": timers}, "1.0").raw
+    assert "session_block_outside" not in out["rules"]
+    assert out["legacy_1_0"]["timers_config"] == timers
+
+
+def test_session_settings_already_in_rule_009_win_and_the_1_0_ones_are_parked():
+    rules = {"session_block_outside": {"session": {"start": "09:30"}, "respect_holidays": True}}
+    timers = {"session_hours": {"start": "08:30", "days_off": [5]},
+              "holidays": {"enabled": False, "dates": ["2025-12-25"], "source": "cme"},
+              "advanced": {"session_close_grace": 30, "check_interval": 10}}
+    result = migrate({"risk_config.yaml": {"rules": rules}, "timers_config.yaml": timers}, "1.0")
+    entry = result.raw["rules"]["session_block_outside"]
+    assert entry == {"session": {"start": "09:30"}, "respect_holidays": True,
+                     "holidays": ["2025-12-25"], "session_close_grace": 30}
+    assert result.raw["legacy_1_0"]["timers_config"] == {
+        "session_hours": {"start": "08:30", "days_off": [5]},
+        "holidays": {"enabled": False, "source": "cme"},
+        "advanced": {"check_interval": 10}}
+    assert any("rules.session_block_outside.respect_holidays is already set" in w
+               for w in result.warnings)
+
+
+def test_session_block_outside_with_no_settings_gets_the_1_0_session():
+    out = migrate({"risk_config.yaml": {"rules": {"session_block_outside": None}},
+                   "timers_config.yaml": {"session_hours": {"start": "08:30", "end": "15:00"}}},
+                  "1.0").raw
+    assert out["rules"]["session_block_outside"] == {"session": {"start": "08:30",
+                                                                 "end": "15:00"}}
 
 
 def test_settings_version_2_does_not_model_are_kept_under_legacy_1_0():
     source = _plain(read_fixture())
-    legacy = _plain(migrate(read_fixture(), "1.0").raw)["legacy_1_0"]
-    assert list(legacy["risk_config"]["rules"]) == PARKED_RULES
-    for name in PARKED_RULES:
-        assert legacy["risk_config"]["rules"][name] == source["risk_config.yaml"]["rules"][name]
+    raw = _plain(migrate(read_fixture(), "1.0").raw)
     timers = source["timers_config.yaml"]
-    parked = ("lockout_durations", "session_hours", "holidays", "advanced")
-    assert legacy["timers_config"] == {k: timers[k] for k in parked}
-    assert legacy["accounts"] == {"accounts": [{
-        "id": 536, "name": "PRAC-V2-126244-84184528",
-        "config_overrides": {"rules": {"trade_frequency_limit": {"limits": {"per_minute": 2}}}}}]}
+    assert raw["legacy_1_0"] == {"timers_config": {
+        "lockout_durations": timers["lockout_durations"], "advanced": {"check_interval": 10}}}
+    # every rule override of an account is kept, none parked
+    assert raw["accounts"][0]["overrides"] == {"rules": {
+        "daily_realized_loss": {"limit": -300},
+        "trade_frequency_limit": {"limits": {"per_minute": 2}}}}
 
 
 def test_every_parked_or_changed_setting_is_in_the_warnings():
     warnings = "\n".join(migrate(read_fixture(), "1.0").warnings)
-    for name in PARKED_RULES + ["session_hours", "holidays", "lockout_durations", "advanced",
-                                "rules.trade_frequency_limit"]:
+    for name in ["session_hours -> session", "holidays.dates -> holidays",
+                 "holidays.early_close -> early_closes",
+                 "advanced.session_close_grace -> session_close_grace", "CME_Equity",
+                 "lockout_durations, advanced kept under legacy_1_0.timers_config"]:
         assert name in warnings
-    assert "NOT enforced" in warnings
+    assert "not enforce" in warnings
     assert "id 'PRAC-V2-99' is an account name, moved to name" in warnings
 
 
@@ -228,15 +286,18 @@ def test_load_config_migrates_a_1_0_directory_in_memory_and_says_so():
     cfg = load_config(FIXTURE, REGISTRY, env=ENV)
     assert cfg.migrated_from == "1.0"
     assert cfg.source == FIXTURE
-    assert any("NOT enforced" in w for w in cfg.warnings)
+    assert any("not enforce" in w for w in cfg.warnings)
     assert cfg.broker.settings().api_url == "https://api.topstepx.com/api"
     assert cfg.broker.api_key == ENV["PROJECT_X_API_KEY"]
-    assert [(r.name, r.params) for r in cfg.rules_for(536)] == [
-        ("max_contracts", MaxContractsParams(5, "net", True, False)),
-        ("daily_realized_loss", DailyLossParams(-300, True))]
+    rules = {r.name: r.params for r in cfg.rules_for(536, include_disabled=True)}
+    assert list(rules) == FIXTURE_RULES
+    assert rules["max_contracts"] == MaxContractsParams(5, "net", True, False)
+    assert rules["daily_realized_loss"] == DailyLossParams(-300, True)
+    assert rules["trade_frequency_limit"] == {"limits": {"per_minute": 2, "per_hour": 10,
+                                                         "per_session": 50}}
     assert cfg.account(None, "PRAC-V2-99").enabled is False
-    assert cfg.rules_for(None, "PRAC-V2-99")[1].params.limit == -500
-    assert list(cfg.legacy_1_0["risk_config"]["rules"]) == PARKED_RULES
+    assert cfg.rules_for(None, "PRAC-V2-99")[2].params.limit == -500
+    assert list(cfg.legacy_1_0) == ["timers_config"]
     assert cfg.daemon.state_dir == (FIXTURE / "var").resolve()
 
 
@@ -251,6 +312,30 @@ def test_errors_in_a_migrated_directory_name_the_1_0_file_and_line(tmp_path):
     assert (p.file, p.path, p.line, p.value) == (str(risk), "rules.daily_realized_loss.limit", 4,
                                                  "500")
     assert p.message == "must be < 0"
+
+
+def test_migrated_1_0_session_settings_validate_with_the_real_rule_009():
+    cfg = load_config(FIXTURE, {**REGISTRY, "session_block_outside": SessionBlockOutside},
+                      env=ENV)
+    params = cfg.rule("session_block_outside").params
+    calendar = params.calendar
+    assert calendar.session.describe() == "08:30-15:00 America/Chicago Mon-Fri"
+    assert calendar.session_for("ES").overnight
+    assert calendar.trading_day_closed(date(2025, 1, 20))  # 1.0 date (an early close at CME)
+    assert calendar.closures.early[date(2025, 11, 26)] == datetime(2025, 11, 26, 19, 0,
+                                                                   tzinfo=timezone.utc)
+    assert params.session_close_grace == 60
+
+
+def test_errors_in_migrated_session_settings_name_timers_config_and_line(tmp_path):
+    folder = copy_fixture(tmp_path)
+    timers = folder / "timers_config.yaml"
+    timers.write_text(timers.read_text().replace('start: "08:30"', 'start: "8h30"'))
+    with pytest.raises(ConfigError) as info:
+        load_config(folder, {**REGISTRY, "session_block_outside": SessionBlockOutside}, env=ENV)
+    (p,) = info.value.problems
+    assert (p.file, p.path, p.line, p.value) == (
+        str(timers), "rules.session_block_outside.session.start", 5, "'8h30'")
 
 
 def test_errors_in_migrated_overrides_name_accounts_yaml(tmp_path):
@@ -312,7 +397,7 @@ def test_written_migration_explains_itself_in_comments(tmp_path):
     write_migrated(FIXTURE, dest)
     text = dest.read_text()
     assert text.startswith("# riskd configuration, version 2.\n# Migrated from the 1.0 layout")
-    assert "#   - risk_config.yaml: rules max_contracts_per_instrument" in text
+    assert "#   - timers_config.yaml: moved to rules.session_block_outside" in text
     assert "# 1.0 settings this version does NOT use yet" in text
     assert 'time: "17:00"' in text  # quoted: a YAML 1.1 reader would see 1020
 
@@ -441,8 +526,10 @@ def test_property_migration_loses_no_setting_and_round_trips_through_the_file(la
         assert _plain(read_document(dest)) == _plain(result.raw)
 
         # Both the in-memory migration and the written file validate to the same Config.
-        in_memory = load_config(folder, REGISTRY, env=ENV)
-        from_file = load_config(dest, REGISTRY, env=ENV)
+        # (${X} may be drawn into a built-in rule's params, which are expanded now.)
+        env = {**ENV, "X": "x"}
+        in_memory = load_config(folder, REGISTRY, env=env)
+        from_file = load_config(dest, REGISTRY, env=env)
         assert attrs.evolve(from_file, source=folder, migrated_from="1.0",
                             daemon=in_memory.daemon) == in_memory
         for account in layout["accounts.yaml"]["accounts"]:
