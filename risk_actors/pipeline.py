@@ -48,27 +48,41 @@ def run_rule(rule: Any, mode: str, account_id: int, seq: int, event: Any, state:
                          elapsed_ms=(time.perf_counter() - started) * 1000)
 
 
+def _grew(old: Any, signed_size: int) -> bool:
+    """A position that is new, larger, or reversed compared with what we knew before."""
+    if old is None:
+        return signed_size != 0
+    before = old.signed_size
+    return (before > 0) != (signed_size > 0) or abs(signed_size) > abs(before)
+
+
 def lockout_guard(event: Any, before: AccountState, after: AccountState,
                   now: datetime) -> tuple:
     """Broker actions the core takes by itself while a lock is active (no rule involved).
 
-    While the account (or the contract's symbol) is locked, any position still open is closed at
-    once and any working order cancelled. The gateway cannot refuse an order before it fills, so
-    this is enforcement after the fact: a fill while locked is flattened a few ms later.
+    While the account (or the contract's symbol root) is locked, a position that opens, grows
+    or reverses is closed at once and working orders are cancelled (rules-spec section 4). The
+    gateway cannot refuse an order before it fills, so this is enforcement after the fact: a
+    fill while locked is flattened a few ms later. ``event`` None means "a lock just started":
+    working orders are cancelled, positions are left to the rule that locked (a cooldown does
+    not close; a loss limit asks for a flatten itself).
     """
     actions: list = []
     if isinstance(event, m.PositionEvent):
-        if event.size > 0 and after.locked_for(event.contract_id, now):
+        if after.locked_for(event.contract_id, now) and _grew(
+                before.positions.get(event.contract_id), event.signed_size):
             actions.append(m.ClosePosition(event.contract_id))
             actions.append(m.CancelOrders(event.contract_id))
     elif isinstance(event, m.OrderEvent):
         if event.working and after.locked_for(event.contract_id, now):
             actions.append(m.CancelOrder(event.order_id))
-    elif isinstance(event, (m.Reconciled, m.Tick)) or event is None:
-        # After a restart, a reconnect or a new lock: enforce the locks against what exists.
-        for contract_id in after.positions:
-            if after.locked_for(contract_id, now):
-                actions.append(m.ClosePosition(contract_id))
+    elif isinstance(event, m.Reconciled) or event is None:
+        if isinstance(event, m.Reconciled):
+            # After a restart or reconnect: what opened or grew while we were not looking.
+            for contract_id, pos in after.positions.items():
+                if after.locked_for(contract_id, now) and _grew(
+                        before.positions.get(contract_id), pos.signed_size):
+                    actions.append(m.ClosePosition(contract_id))
         for order in after.orders.values():
             if after.locked_for(order.contract_id, now):
                 actions.append(m.CancelOrder(order.order_id))

@@ -7,8 +7,9 @@ alias ``EP`` -> ES), never from slicing the contract id.
 
 A position in a blocked root -> close every contract of that root (all months), cancel its
 working orders, and lock that symbol with no expiry (scope ``symbol``): from then on the core's
-lockout guard flattens any new fill and cancels any new order of that root, while every other
-symbol stays tradable. A working order of a blocked root gets the same treatment.
+lockout guard flattens any new fill and cancels any new order of that root, and the rule itself
+closes whatever it still sees open there; every other symbol stays tradable. A working order of
+a blocked root gets the same treatment.
 
 The lock lasts until the symbol leaves ``blocked_symbols``: after a config reload (the account
 sends ``Tick(reason="config")``) or a restart (``Reconciled``) the rule lifts the locks of
@@ -100,9 +101,11 @@ class SymbolBlocks(Rule):
         if isinstance(event, (PositionEvent, OrderEvent)):
             adds = event.size > 0 if isinstance(event, PositionEvent) else event.working
             root = state.root(event.contract_id)
+            # Only the root this event touched. Also when already locked: the core's lockout
+            # guard undoes what opened or grew, but a blocked root must hold nothing at all
+            # (a shrinking position, a close that did not fully hold), and asking again for
+            # the same close joins the enforcer's running job.
             candidates = {root.upper()} if adds and root else set()
-            # Already locked: the core's lockout guard undoes this fill/order by itself.
-            candidates = {r for r in candidates if not state.symbol_locked(r, now)}
         else:
             candidates = set(exposed)  # reload, reconnect, new metadata: check everything
 

@@ -99,7 +99,9 @@ def test_startup_account_search_when_can_trade_false_then_lock_at_once_and_posit
     r = t.send(snapshot)
     # Assert
     assert_flattened_and_locked(r)
-    assert lockout_guard(None, before, r.state, r.now) == (m.ClosePosition(MNQ), m.CancelOrder(31))
+    # and the core's guard, seeing the start-up snapshot under the new lock, undoes it too
+    assert lockout_guard(snapshot, before, r.state, r.now) == (m.ClosePosition(MNQ),
+                                                               m.CancelOrder(31))
 
 
 def test_restart_when_locked_and_can_trade_came_back_while_down_then_unlocked():

@@ -349,7 +349,7 @@ def _apply(signed, plan):
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(signed=root_positions, limit=st.integers(0, 30), close_all=st.booleans(),
        created=created_times)
 def test_property_plan_brings_root_within_limit_and_never_grows_or_flips(
@@ -369,7 +369,7 @@ def test_property_plan_brings_root_within_limit_and_never_grows_or_flips(
         assert after[cid] == 0 or (after[cid] > 0) == (signed[cid] > 0)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(signed=root_positions.filter(bool), limit=st.integers(0, 30), created=created_times,
        data=st.data())
 def test_property_replan_on_a_larger_stale_state_never_asks_for_more_than_its_excess(

@@ -68,20 +68,32 @@ def test_rty_locked_when_mnq_trades_then_mnq_stays_tradable():
     assert lockout_guard(m.PositionEvent(1, MNQ, 2), r.state, r.state, r.now) == ()
 
 
-def test_rty_locked_when_trader_fills_rty_again_then_guard_flattens_and_rule_stays_quiet():
+def test_rty_locked_when_trader_fills_rty_again_then_closed_without_a_second_lock():
     # Arrange
     t = make_tester()
     t.position("RTY", 1)
     t.position("RTY", 0)
-    event = m.PositionEvent(1, RTY, 2, m.POSITION_LONG, 2200.0)
     before = t.state
     # Act
-    r = t.send(event)
-    # Assert: the core's guard undoes it; the rule does not pile a second verdict on it
-    assert lockout_guard(event, before, r.state, r.now) == (m.ClosePosition(RTY),
-                                                            m.CancelOrders(RTY))
-    assert r.violation is None
+    r = t.position("RTY", 2)
+    # Assert: the core's guard undoes the fill too; the rule asks for the same close
+    # (the enforcer joins both into one job) and keeps the one lock
+    assert r.broker_actions == (m.ClosePosition(RTY), m.CancelOrders(RTY))
+    assert r.locks == ()
     assert len(r.state.lockouts) == 1
+    assert m.ClosePosition(RTY) in lockout_guard(m.PositionEvent(1, RTY, 2), before, r.state,
+                                                 r.now)
+
+
+def test_rty_locked_when_position_only_shrinks_then_the_rest_is_still_closed():
+    # Arrange: a close that did not fully hold (the broker left 1 of 3)
+    t = make_tester()
+    t.position("RTY", 3)
+    # Act
+    r = t.position("RTY", 1)
+    # Assert
+    assert m.ClosePosition(RTY) in r.broker_actions
+    assert r.locks == ()
 
 
 def test_rty_position_when_it_has_working_orders_then_they_are_cancelled_too():
@@ -330,14 +342,14 @@ roots = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max
 cased = st.sampled_from([str.upper, str.lower, str.title])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(root=roots, pattern=roots, c1=cased, c2=cased)
 def test_property_exact_pattern_matches_only_the_same_root_in_any_case(root, pattern, c1, c2):
     hit = matching_pattern(c1(root), (c2(pattern),)) is not None
     assert hit == (root == pattern)  # in particular never a substring
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(root=roots, prefix=roots, c1=cased, c2=cased)
 def test_property_star_pattern_is_a_prefix_match_of_the_whole_root(root, prefix, c1, c2):
     assert (matching_pattern(c1(root), (c2(prefix) + "*",)) is not None) == root.startswith(prefix)

@@ -228,17 +228,31 @@ def test_lock_when_expired_then_fills_are_no_longer_closed():
     assert guard(state_with(cool), position(ES), now=NOW + timedelta(minutes=5)) == ()
 
 
-def test_new_symbol_lock_when_tick_then_only_that_symbols_positions_and_orders_undone():
+def test_new_symbol_lock_when_it_starts_then_only_that_symbols_orders_cancelled():
     # Arrange: positions and orders exist before the lock
     s = state_with()
     for ev in (position(RTY, 2), position(MNQ, 1), order(5, RTY), order(6, MNQ)):
         s = reduce(s, ev, NOW)
     locked = reduce(s, LocksAdded("symbol_blocks", (RTY_LOCK,)), NOW)
-    tick = m.Tick(1)
-    # Act
-    actions = lockout_guard(tick, locked, reduce(locked, tick, NOW), NOW)
-    # Assert
-    assert actions == (m.ClosePosition(RTY), m.CancelOrder(5))
+    # Act: a lock just started (event None)
+    actions = lockout_guard(None, s, locked, NOW)
+    # Assert: positions are the locking rule's business (011 asks to close; a cooldown doesn't)
+    assert actions == (m.CancelOrder(5),)
+
+
+def test_cooldown_with_open_position_when_trader_reduces_then_not_closed():
+    # rules-spec 4: only a new or increased position is closed while locked
+    cool = m.Lock(m.LOCK_COOLDOWN, "cool", NOW + timedelta(minutes=5))
+    before = reduce(state_with(cool), position(ES, 3), NOW)
+    assert guard(before, position(ES, 2)) == ()
+    assert guard(before, position(ES, 4)) == (m.ClosePosition(ES), m.CancelOrders(ES))
+
+
+def test_cooldown_when_reconnect_finds_same_position_then_kept_and_grown_one_closed():
+    cool = m.Lock(m.LOCK_COOLDOWN, "cool", NOW + timedelta(minutes=5))
+    before = reduce(state_with(cool), position(ES, 1), NOW)
+    snap = m.Reconciled(1, None, (position(ES, 1), position(MNQ, 1)), (), ())
+    assert guard(before, snap) == (m.ClosePosition(MNQ),)
 
 
 def test_account_lock_when_reconciled_then_every_position_closed_every_order_cancelled():
