@@ -30,12 +30,13 @@ import attrs
 from risk_actors.calendar import (DEFAULT_EXCHANGE_CALENDAR, DEFAULT_TIMEZONE, Closures, Session,
                                   TradingCalendar, exchange_closures, parse_date, parse_days,
                                   parse_hhmm, parse_zone)
-from rules.base import (Alert, CancelOrder, ContractsKnown, FlattenAccount, Lock, LOCK_HARD, LOCK_INDEFINITE,
-                        OrderEvent, PositionEvent, Reconciled, Rule, RuleUpdate, RuleViolation,
-                        Tick)
+from rules.base import (Alert, CancelOrder, ContractsKnown, FlattenAccount, Lock, LOCK_HARD,
+                        LOCK_INDEFINITE, OrderEvent, PositionEvent, Reconciled, Rule, RuleUpdate,
+                        RuleViolation, Tick)
 
 DEFAULT_KEY = "*"  # memory key of the default session (per-instrument ones use their root)
 MAX_GRACE_SECONDS = 3600
+RECHECK_SECONDS = 5  # while locked with a position left, look again this often
 
 
 # ---------------------------------------------------------------------------------------------
@@ -68,8 +69,8 @@ class SessionParams:
     continuous: bool = False
 
     def build(self) -> Session:
-        return Session(self.start, self.end, self.timezone, self.allowed_days,  # type: ignore[arg-type]
-                       self.continuous)
+        return Session(self.start, self.end, self.timezone,
+                       self.allowed_days, self.continuous)  # type: ignore[arg-type]
 
 
 @attrs.frozen
@@ -213,11 +214,25 @@ class SessionBlockOutside(Rule):
     def evaluate(self, event, state, now):
         cal = self.params.calendar
         wake = self._wake(now)
-        if any(lk.rule == self.name and lk.scope == "account" and lk.active(now)
-               for lk in state.lockouts):
-            # Already locked until the session start: the core's lockout guard closes every fill
-            # and cancels every order; nothing to add.
-            return RuleUpdate(wake_at=wake)
+        own = [lk for lk in state.lockouts
+               if lk.rule == self.name and lk.scope == "account" and lk.active(now)]
+        if own:
+            # Locked until the session start: the core's lockout guard closes what opens or grows
+            # and cancels orders. A position still open (a close the broker refused, one held
+            # across a reconnect) is this rule's to close: again on every timer and reconnect,
+            # and a timer every RECHECK_SECONDS while one is left.
+            if not state.positions:
+                return RuleUpdate(wake_at=wake)
+            soon = now + timedelta(seconds=RECHECK_SECONDS)
+            wake = min(wake, soon) if wake else soon
+            if not isinstance(event, (Tick, Reconciled)):
+                return RuleUpdate(wake_at=wake)
+            until = None if any(lk.expires_at is None for lk in own) \
+                else max(lk.expires_at for lk in own)
+            return RuleViolation(
+                self.name, f"{len(state.positions)} position(s) still open while locked outside "
+                           "the trading session", data={"kind": "reflatten", "until": until},
+                wake_at=wake)
 
         old = dict(state.rule_memory.get(self.name) or {})
         graces: dict[str, Any] = {}
@@ -315,6 +330,9 @@ class SessionBlockOutside(Rule):
                              memory=memory, wake_at=wake)
 
     def get_enforcement_action(self, violation):
+        if violation.data.get("kind") == "reflatten":
+            return (FlattenAccount(),
+                    Alert(f"Closing again: {violation.reason}.", "warning"))
         if violation.data.get("kind") == "cancel":
             return (tuple(CancelOrder(oid) for oid in violation.data["orders"])
                     + (Alert(f"Order cancelled: {violation.reason}.", "warning"),))

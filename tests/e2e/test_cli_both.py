@@ -203,6 +203,13 @@ def test_trader_status_json_shows_lock_and_countdown_after_003_breach(env):
     history = json.loads(run("risk-trader", env.config, "history", "--json",
                              "--account", str(env.b)).stdout)
     assert {"verdict", "lock"} <= {h["kind"] for h in history}
+    text = run("risk-trader", env.config, "status", "--account", str(env.b))
+    assert text.returncode == 0 and "ACCOUNT LOCKED by daily_realized_loss" in text.stdout
+    assert "(120% used)" in text.stdout
+    admin = run("riskd", env.config, "status")
+    assert admin.returncode == 0 and "LOCKED by daily_realized_loss" in admin.stdout
+    locks = json.loads(run("riskd", env.config, "lockouts", "--json").stdout)
+    assert [(lk["account_id"], lk["rule"]) for lk in locks] == [(env.b, "daily_realized_loss")]
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")

@@ -396,6 +396,22 @@ def test_fill_while_locked_when_guarded_then_closed_by_core_and_rule_adds_nothin
     assert r.lock_expiry == ct(2025, 1, 15, 8, 30)
 
 
+def test_position_left_open_while_locked_when_timer_fires_then_flattened_again():
+    # Arrange: the flatten at 16:30 did not go through (the broker refused the close)
+    t = make_tester(ct(*TUESDAY, 16, 30))
+    first = t.position("MNQ", 1)
+    reduced = t.position("MNQ", 1)  # any update while locked: only a quick re-check is planned
+    # Act
+    r = t.advance(5)
+    # Assert
+    assert first.broker_actions == (m.FlattenAccount(),)
+    assert reduced.broker_actions == ()
+    assert reduced.verdict.wake_at == ct(*TUESDAY, 16, 30, 5)
+    assert r.broker_actions == (m.FlattenAccount(),)
+    assert r.locks == ()  # the lock stays as it was
+    assert r.lock_expiry == ct(2025, 1, 15, 8, 30)
+
+
 def test_lock_when_next_session_starts_then_expired_and_trading_allowed():
     # Arrange
     t = make_tester(ct(*TUESDAY, 16, 30))

@@ -150,19 +150,28 @@ def test_demo_config_loads_and_points_at_the_simulator():
     assert cfg.daemon.state_dir == REPO / "var/demo"
 
 
+def installed_rules() -> dict:
+    """The real rule plugins (the shipped default config enables most of them)."""
+    from risk_actors.plugins import discover
+    return dict(discover()[0])
+
+
 def test_default_config_loads_with_credentials_from_the_environment():
-    cfg = load_config(REPO / "etc/riskd.yaml", REGISTRY, env=ENV)
+    cfg = load_config(REPO / "etc/riskd.yaml", installed_rules(), env=ENV)
     assert cfg.broker.username == "trader1"
     assert cfg.broker.api_url.startswith("http://127.0.0.1")  # never production by default
     rules = {r.name: r for r in cfg.rules_for(1001)}
-    assert rules["max_contracts"].params == MaxContractsParams(5, "net", True, False)
-    assert rules["daily_realized_loss"].params == DailyLossParams(-300, True)  # the override
+    mc = rules["max_contracts"].params
+    assert (mc.limit, mc.count_type, mc.reduce_to_limit, mc.close_all) == (5, "net", True, False)
+    loss = rules["daily_realized_loss"].params
+    assert (loss.limit, loss.include_fees) == (-300, True)  # the account's override
+    assert "trade_management" not in rules  # automation is off unless asked for
     assert cfg.rule("daily_realized_loss").params.limit == -500
     assert cfg.timers.daily_reset.time == "17:00"
 
 
 def test_default_config_without_environment_names_the_missing_variables():
-    err = load_config_error(REPO / "etc/riskd.yaml", REGISTRY, env={})
+    err = load_config_error(REPO / "etc/riskd.yaml", installed_rules(), env={})
     assert {p.path for p in err.problems} == {"broker.username", "broker.api_key"}
     assert "PROJECT_X_USERNAME is not set" in str(err)
     assert "PROJECT_X_API_KEY is not set" in str(err)
@@ -692,7 +701,7 @@ def test_document_written_back_keeps_comments_and_validates(tmp_path):
     assert "limit: 3                 # most contracts allowed open" in text
     assert "# --- The broker: one ProjectX Gateway login" in text
     assert text.replace("limit: 3 ", "limit: 5 ") == src.read_text()
-    cfg = load_config(path, REGISTRY, env=ENV)
+    cfg = load_config(path, installed_rules(), env=ENV)
     assert cfg.rule("max_contracts").params.limit == 3
 
 
