@@ -154,7 +154,26 @@ def connect(port: int):
         raise DaemonError(f"riskd is not running (nothing listens on admin port {port})")
     _prepare_thespian()
     from thespian.actors import ActorSystem
-    return ActorSystem(SYSTEM_BASE, {"Admin Port": port})
+    asys = ActorSystem(SYSTEM_BASE, {"Admin Port": port})
+    if _started_by_us(port):
+        # The daemon went away between the probe and the join, and thespian started an admin
+        # of our own instead of joining: undo it rather than leave a stray system behind.
+        asys.shutdown()
+        raise DaemonError(f"riskd is not running (it stopped while connecting; admin port {port})")
+    return asys
+
+
+def _started_by_us(port: int) -> bool:
+    """Whether the admin now on ``port`` was forked from this process (same command line)."""
+    import psutil
+    ours = psutil.Process().cmdline()
+    for pid in _port_holders(port):
+        try:
+            if pid != os.getpid() and psutil.Process(pid).cmdline() == ours:
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 def supervisor(asys):
