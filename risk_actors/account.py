@@ -134,6 +134,8 @@ class AccountActor(ActorTypeDispatcher):
         self.sweep_gen = 0
         self.tick_seq = 0
         self.eval_timer = False
+        self.quotes_in_flight: dict[str, int] = {}   # contract -> seq being judged
+        self.quotes_waiting: dict[str, int] = {}     # contract -> seq of the newest unjudged
         self.wakes: dict[str, datetime] = {}
         self.next_sweep_at: datetime | None = None
         self.last_status = 0.0
@@ -279,10 +281,18 @@ class AccountActor(ActorTypeDispatcher):
         return new
 
     def _dispatch(self, seq: int, event: Any, now: datetime) -> None:
+        if isinstance(event, m.QuoteEvent):
+            # Coalesce quotes per contract, latest wins: while the rules still judge one quote
+            # of a contract, newer ones only update the state; the newest is judged next.
+            if event.contract_id in self.quotes_in_flight:
+                self.quotes_waiting[event.contract_id] = seq
+                return
         targets = [s for s in self.rules.values()
                    if s.ready and not s.disabled and s.rule.applies_to_event(event)]
         if not targets:
             return
+        if isinstance(event, m.QuoteEvent):
+            self.quotes_in_flight[event.contract_id] = seq
         self.pending[seq] = _Pending(event, {s.spec.name for s in targets}, [], time.monotonic())
         ev = m.Evaluate(self.init.account_id, seq, event, self.state, now)
         for slot in targets:
@@ -312,6 +322,8 @@ class AccountActor(ActorTypeDispatcher):
         if p is None:
             return
         now = self.clock.now()
+        if isinstance(p.event, m.QuoteEvent):
+            self._next_quote(p.event.contract_id, seq, now)
         for v in p.verdicts:
             if v.memory is not None:
                 self._apply(RuleMemorySet(v.rule, v.memory), now)
@@ -427,6 +439,17 @@ class AccountActor(ActorTypeDispatcher):
         self.next_sweep_at = when
         self.wakeupAfter(max(0.01, (when - now).total_seconds()),
                          payload=("sweep", self.sweep_gen))
+
+    def _next_quote(self, contract_id: str, done_seq: int, now: datetime) -> None:
+        """A quote evaluation finished: judge the newest quote that arrived meanwhile, if any."""
+        if self.quotes_in_flight.get(contract_id) == done_seq:
+            del self.quotes_in_flight[contract_id]
+        waiting = self.quotes_waiting.pop(contract_id, None)
+        quote = self.state.quotes.get(contract_id)
+        if waiting is not None and quote is not None:
+            self._dispatch(waiting, m.QuoteEvent(contract_id, quote.last_price, quote.best_bid,
+                                                 quote.best_ask, quote.timestamp,
+                                                 quote.received_at), now)
 
     def _dispatch_tick(self, now: datetime) -> None:
         # Timer evaluations get their own (negative) sequence so they never collide with events.

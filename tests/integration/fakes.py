@@ -120,3 +120,20 @@ class ExitingRule(Rule):
 
     def get_enforcement_action(self, violation):
         return ()
+
+
+class SlowQuoteRule(Rule):
+    """Takes 40 ms per quote and remembers every price it judged (to observe coalescing)."""
+
+    name = "slow_quote_rule"
+    Params = NoParams
+    events = (m.QuoteEvent,)
+
+    def evaluate(self, event, state, now):
+        from rules.base import RuleUpdate
+        time.sleep(0.04)
+        seen = list((state.rule_memory.get(self.name) or {}).get("seen", []))
+        return RuleUpdate(memory={"seen": seen + [event.last_price]})
+
+    def get_enforcement_action(self, violation):
+        return ()

@@ -148,3 +148,25 @@ def test_event_that_kills_a_rule_twice_is_quarantined_and_others_still_enforce(s
         time.sleep(0.1)
     rows = _audit(db, "quarantine")
     assert len(rows) == 1 and rows[0].rule == "exiting_rule" and rows[0].detail["seq"] == 2
+
+
+def test_quote_burst_when_rules_busy_then_coalesced_and_latest_price_judged(system, tmp_path):
+    from tests.integration.fakes import SlowQuoteRule
+    slow = RuleSpec("slow_quote_rule", rule_path(SlowQuoteRule), "enforce", NoParams())
+    acct, broker, db, _ = _start(system, tmp_path, [slow])
+    prices = [21000.0 + i for i in range(30)]
+
+    for i, price in enumerate(prices):  # 30 quotes in a burst, far faster than 40 ms each
+        system.tell(acct, m.Inbound(ACC, 2 + i, m.QuoteEvent(MNQ, price),
+                                    datetime.now(timezone.utc)))
+
+    def seen():
+        state, _ = Database(db, migrate=False).load(ACC)
+        return (state.rule_memory.get("slow_quote_rule") or {}).get("seen", [])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (not seen() or seen()[-1] != prices[-1]):
+        time.sleep(0.05)
+    judged = seen()
+    assert judged[-1] == prices[-1]            # the newest quote is always judged
+    assert len(judged) < len(prices) / 2       # stale ones were skipped, not queued
+    assert judged == sorted(judged)            # never an older quote after a newer one
