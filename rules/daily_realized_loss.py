@@ -15,8 +15,9 @@ from typing import Literal
 import attrs
 
 from risk_actors.state import unrealized_pnl
-from rules.base import (Alert, FlattenAccount, Lock, LOCK_HARD, LOCK_INDEFINITE, PositionEvent,
-                        QuoteEvent, Reconciled, Rule, RuleViolation, TradeEvent, Usage)
+from rules._common import flatten_and_lock_until_reset
+from rules.base import (PositionEvent, QuoteEvent, Reconciled, Rule, RuleViolation,
+                        TradeEvent, Usage)
 
 
 def _negative(_inst, attribute, value) -> None:
@@ -101,12 +102,10 @@ class DailyRealizedLoss(Rule):
             data={"pnl": total, "limit": self.params.limit, "until": until})
 
     def get_enforcement_action(self, violation):
-        until = violation.data["until"]
-        return (FlattenAccount(),
-                Lock(LOCK_HARD if until else LOCK_INDEFINITE, violation.reason, until,
-                     until_reset=True),
-                Alert(f"Daily loss limit hit: {violation.reason}. Trading locked until the "
-                      f"daily reset.", "critical"))
+        return flatten_and_lock_until_reset(
+            violation.data["until"], violation.reason,
+            f"Daily loss limit hit: {violation.reason}. Trading locked until the daily reset.",
+            "critical")
 
     def usage(self, state, now):
         total, _missing = daily_figure(state, self.params.include_fees, self.params.basis)

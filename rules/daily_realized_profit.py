@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import attrs
 
-from rules.base import (Alert, FlattenAccount, Lock, LOCK_HARD, LOCK_INDEFINITE, Reconciled,
-                        Rule, RuleViolation, TradeEvent, Usage)
+from rules._common import flatten_and_lock_until_reset
+from rules.base import Reconciled, Rule, RuleViolation, TradeEvent, Usage
 from rules.daily_realized_loss import daily_figure
 
 
@@ -67,12 +67,10 @@ class DailyRealizedProfit(Rule):
             data={"pnl": total, "target": self.params.target, "until": until})
 
     def get_enforcement_action(self, violation):
-        until = violation.data["until"]
-        return (FlattenAccount(),
-                Lock(LOCK_HARD if until else LOCK_INDEFINITE, violation.reason, until,
-                     until_reset=True),
-                Alert(f"{violation.reason}. Positions closed; trading locked until the daily "
-                      f"reset.", "warning"))
+        return flatten_and_lock_until_reset(
+            violation.data["until"], violation.reason,
+            f"{violation.reason}. Positions closed; trading locked until the daily reset.",
+            "warning")
 
     def usage(self, state, now):
         total, _ = daily_figure(state, self.params.include_fees, "realized")

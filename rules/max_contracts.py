@@ -12,6 +12,7 @@ from typing import Literal
 
 import attrs
 
+from rules._common import take_excess
 from rules.base import (ClosePosition, PositionEvent, Reconciled, ReducePosition, Rule,
                         RuleViolation, Usage)
 
@@ -49,14 +50,7 @@ def reductions(signed: dict[str, int], excess: int, trigger: str | None,
     candidates = [c for c, s in signed.items()
                   if s != 0 and (count_type == "gross" or (s > 0) == (net > 0))]
     candidates.sort(key=lambda c: (c != trigger, -abs(signed[c]), c))
-    out: list[tuple[str, int]] = []
-    for contract in candidates:
-        if excess <= 0:
-            break
-        take = min(abs(signed[contract]), excess)
-        out.append((contract, take))
-        excess -= take
-    return out
+    return take_excess(candidates, signed, excess)
 
 
 class MaxContracts(Rule):

@@ -24,6 +24,7 @@ from typing import Literal, Mapping
 
 import attrs
 
+from rules._common import take_excess
 from rules.base import (Alert, ClosePosition, ContractsKnown, PositionEvent, Reconciled,
                         ReducePosition, Rule, RuleUpdate, RuleViolation, Tick)
 
@@ -136,15 +137,7 @@ def plan_root(signed: Mapping[str, int], limit: int, close_all: bool,
     order = reduction_order(signed, created or {})
     if close_all:
         return [(c, abs(signed[c])) for c in order]
-    excess = count - limit
-    out: list[tuple[str, int]] = []
-    for contract in order:
-        if excess <= 0:
-            break
-        take = min(abs(signed[contract]), excess)
-        out.append((contract, take))
-        excess -= take
-    return out
+    return take_excess(order, signed, count - limit)
 
 
 # ---------------------------------------------------------------------------------------------
