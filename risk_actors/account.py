@@ -40,6 +40,9 @@ STATUS_EVERY = 1.0
 STATUS_MIN_GAP = 0.2
 MAX_RULE_RESTARTS_PER_MINUTE = 10
 ENFORCE_REPLAY_SECONDS = 300.0
+# A rule that misses the deadline is slow (a loaded machine) until it stays silent this many
+# times the timeout: then it is hung, and is killed and restarted.
+HANG_FACTOR = 10
 
 
 @attrs.frozen
@@ -103,6 +106,7 @@ class _RuleSlot:
     killed: bool = False      # killed by us (timeout): its exit is not a crash
     restarts: list[float] = attrs.field(factory=list)
     disabled: str | None = None
+    silent_since: float | None = None  # monotonic start of the oldest unanswered evaluation
 
 
 @attrs.define
@@ -134,6 +138,7 @@ class AccountActor(ActorTypeDispatcher):
         self.sweep_gen = 0
         self.tick_seq = 0
         self.eval_timer = False
+        self.late: dict[tuple[str, int], tuple] = {}  # (rule, seq) -> (event, started)
         self.quotes_in_flight: dict[str, int] = {}   # contract -> seq being judged
         self.quotes_waiting: dict[str, int] = {}     # contract -> seq of the newest unjudged
         self.wakes: dict[str, datetime] = {}
@@ -217,7 +222,9 @@ class AccountActor(ActorTypeDispatcher):
 
     def _spawn_rule(self, slot: _RuleSlot) -> None:
         slot.address = self.createActor("risk_actors.rule_host.RuleActor")
-        slot.ready, slot.killed, slot.pid = False, False, None
+        slot.ready, slot.killed, slot.pid, slot.silent_since = False, False, None, None
+        for key in [k for k in self.late if k[0] == slot.spec.name]:
+            del self.late[key]  # the old process's answers will never come
         self.send(slot.address, RuleInit(self.init.account_id, slot.spec.name, slot.spec.path,
                                          slot.spec.params, slot.spec.mode))
 
@@ -306,8 +313,20 @@ class AccountActor(ActorTypeDispatcher):
     def receiveMsg_Verdict(self, v: m.Verdict, sender) -> None:
         p = self.pending.get(v.seq)
         if p is None or v.rule not in p.waiting:
-            logger.warning("account {}: late verdict of {} for seq {} ignored",
-                           self.init.account_id, v.rule, v.seq)
+            late = self.late.pop((v.rule, v.seq), None)
+            if late is None:
+                logger.warning("account {}: verdict of {} for seq {} ignored (not expected)",
+                               self.init.account_id, v.rule, v.seq)
+                return
+            # Fail closed: a verdict that missed the deadline (a loaded machine, not a hang) is
+            # still enforced, late, rather than dropped.
+            slot = self.rules.get(v.rule)
+            if slot is not None:
+                slot.silent_since = None
+            logger.warning("account {}: late verdict of {} for seq {} after {:.0f} ms: applied",
+                           self.init.account_id, v.rule, v.seq,
+                           (time.monotonic() - late[1]) * 1000)
+            self._conclude(v.seq, late[0], [v])
             return
         p.waiting.discard(v.rule)
         p.verdicts.append(v)
@@ -321,10 +340,14 @@ class AccountActor(ActorTypeDispatcher):
         p = self.pending.pop(seq, None)
         if p is None:
             return
+        self._conclude(seq, p.event, p.verdicts)
+
+    def _conclude(self, seq: int, event: Any, verdicts: list) -> None:
+        """Apply the verdicts of one event: memory, records, merged plan, locks, enforcement."""
         now = self.clock.now()
-        if isinstance(p.event, m.QuoteEvent):
-            self._next_quote(p.event.contract_id, seq, now)
-        for v in p.verdicts:
+        if isinstance(event, m.QuoteEvent):
+            self._next_quote(event.contract_id, seq, now)
+        for v in verdicts:
             if v.memory is not None:
                 self._apply(RuleMemorySet(v.rule, v.memory), now)
             if v.wake_at is not None:
@@ -336,7 +359,7 @@ class AccountActor(ActorTypeDispatcher):
                     "actions": [repr(a) for a in v.actions], "elapsed_ms": round(v.elapsed_ms, 3)})
                 logger.warning("account {} rule {} ({}): {}", self.init.account_id, v.rule,
                                v.mode, v.violation.reason)
-        plan = merge(p.verdicts)
+        plan = merge(verdicts)
         if plan.empty:
             return
         for rule, lift in plan.lifts:
@@ -350,7 +373,7 @@ class AccountActor(ActorTypeDispatcher):
         guard = lockout_guard(None, before, self.state, now) if plan.locks else ()
         actions = _strongest(list(plan.broker_actions) + list(guard))
         if actions:
-            reason = "; ".join(v.violation.reason for v in p.verdicts
+            reason = "; ".join(v.violation.reason for v in verdicts
                                if v.violation is not None and v.mode == "enforce")
             self._enforce(seq, ",".join(plan.rules) or "lockout_guard", reason, actions, now)
         for rule, alert in plan.alerts:
@@ -463,27 +486,45 @@ class AccountActor(ActorTypeDispatcher):
         for seq, p in list(self.pending.items()):
             if now_m - p.started >= limit:
                 self._rule_timeout(seq)
-        if self.pending:
-            oldest = min(p.started for p in self.pending.values())
+        self._kill_hung_rules(now_m, limit * HANG_FACTOR)
+        starts = [p.started for p in self.pending.values()]
+        if starts or self.late:
             self.eval_timer = True
-            self.wakeupAfter(max(0.005, oldest + limit - now_m), payload=("eval",))
+            delay = (min(starts) + limit - now_m) if starts else limit
+            self.wakeupAfter(max(0.005, delay), payload=("eval",))
 
     def _rule_timeout(self, seq: int) -> None:
+        """Past the deadline the event goes on without the silent rules; their verdicts stay
+        welcome (enforced late). Only a rule silent for HANG_FACTOR x the timeout is killed."""
         p = self.pending.get(seq)
         if p is None:
             return
         for name in list(p.waiting):
             slot = self.rules.get(name)
+            self.late[(name, seq)] = (p.event, p.started)
+            if slot is not None and slot.silent_since is None:
+                slot.silent_since = p.started
             self._failure(name, f"rule {name} did not answer seq {seq} within "
-                                f"{self.init.rule_timeout_ms} ms: killed and restarted")
-            if slot is not None and slot.pid:
+                                f"{self.init.rule_timeout_ms} ms: going on without it; a late "
+                                "verdict will still be enforced")
+        p.waiting.clear()
+        self._complete(seq)
+
+    def _kill_hung_rules(self, now_m: float, hang_after: float) -> None:
+        for name, slot in self.rules.items():
+            if slot.silent_since is None or now_m - slot.silent_since < hang_after:
+                continue
+            slot.silent_since = None
+            for key in [k for k in self.late if k[0] == name]:
+                del self.late[key]
+            if slot.pid and not slot.killed:
+                self._failure(name, f"rule {name} silent for {hang_after * 1000:.0f} ms: "
+                                    "hung, killed and restarted")
                 slot.killed, slot.ready = True, False
                 try:
                     os.kill(slot.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        p.waiting.clear()
-        self._complete(seq)
 
     # =========================================================================================
     # supervision

@@ -137,3 +137,20 @@ class SlowQuoteRule(Rule):
 
     def get_enforcement_action(self, violation):
         return ()
+
+
+class SlowRule(Rule):
+    """Answers a position of size 8 only after 300 ms: slow (a loaded machine), not hung."""
+
+    name = "slow_rule"
+    Params = NoParams
+    events = (PositionEvent,)
+
+    def evaluate(self, event, state, now):
+        if event.size == 8:
+            time.sleep(0.3)
+            return RuleViolation(self.name, "slow but right", contract_id=event.contract_id)
+        return None
+
+    def get_enforcement_action(self, violation):
+        return (ClosePosition(violation.contract_id),)

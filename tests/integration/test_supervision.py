@@ -170,3 +170,18 @@ def test_quote_burst_when_rules_busy_then_coalesced_and_latest_price_judged(syst
     assert judged[-1] == prices[-1]            # the newest quote is always judged
     assert len(judged) < len(prices) / 2       # stale ones were skipped, not queued
     assert judged == sorted(judged)            # never an older quote after a newer one
+
+
+def test_rule_slower_than_timeout_then_its_late_verdict_is_still_enforced(system, tmp_path):
+    # Fail closed: on a loaded machine a healthy rule can miss the 100 ms deadline; its
+    # violation must still be enforced (late), and the rule must not be killed for it.
+    from tests.integration.fakes import SlowRule
+    slow = RuleSpec("slow_rule", rule_path(SlowRule), "enforce", NoParams())
+    acct, broker, db, pids = _start(system, tmp_path, [slow])
+
+    _fill(system, acct, broker, 2, 8)
+
+    calls, positions = _wait_position(system, broker, {})
+    assert positions == {}                                     # closed by the late verdict
+    assert ("close", {"contract_id": MNQ}) in [(op, a) for op, a, _ in calls]
+    assert _ask(system, acct, RulePids(), dict)["slow_rule"] == pids["slow_rule"]  # not killed

@@ -1,0 +1,139 @@
+"""Write docs/performance.md from the JSON results the bench scripts left in var/bench/.
+
+    .venv/bin/python bench/report.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import _harness as h  # noqa: E402
+
+RES = h.ROOT / "var" / "bench"
+
+
+def load(name: str):
+    p = RES / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def latency_table(doc) -> list[str]:
+    out = ["| target | accounts | quotes/s target | emitted/s (measured) | delivered/s (measured) "
+           "| n | missed | p50 ms | p99 ms | max ms | p50 first/last 50 | CPU total % | hottest process % | simulator % |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in doc["rows"]:
+        sat = " (saturated, stopped early)" if r.get("saturated") else ""
+        out.append(f"| {r['target']} | {r['accounts']} | {r['rate_target']:.0f} | "
+                   f"{r['quotes_emitted_per_s']} | {r['quotes_delivered_per_s']} | {r['n']} | "
+                   f"{r['missed']}{sat} | {r['p50']:.2f} | {r['p99']:.2f} | {r['max']:.2f} | "
+                   f"{_drift(r)} | "
+                   f"{r.get('cpu_total', 0):.0f} | {r.get('cpu_hot', 0):.0f} | {r.get('cpu_sim', 0):.0f} |")
+    return out
+
+
+def _drift(r: dict) -> str:
+    if "p50_first50" not in r:
+        return "-"
+    return f"{r['p50_first50']:.1f} / {r['p50_last50']:.1f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(h.ROOT / "docs" / "performance.md"))
+    args = ap.parse_args()
+    sfx = "-quick" if args.quick else ""
+    mach = h.machine()
+    lines = ["# riskd performance", "",
+             "Figures written by `bench/report.py` from the results of the bench scripts "
+             f"({'quick' if args.quick else 'full'} mode). Do not edit by hand: re-run.", "",
+             "## Machine", "",
+             f"- nproc: {mach['nproc']}; CPU: {mach['cpu']}; Python {mach['python']}; "
+             f"Linux {mach['kernel']}; riskd at `{h.git_rev()}`", "",
+             "## Reproduce", "",
+             "```", "make bench        # full: latency, floor, memory, placement, this file",
+             "make bench-quick  # quick: 1 account, < 1 min", "```", "",
+             "Everything runs on the loopback simulator (`gateway_sim`) on this one machine: the "
+             "simulator, its quote stream, riskd (or the floor) and the driver share the cores.",
+             ""]
+    riskd, floor, cmp_ = load(f"riskd{sfx}.json"), load(f"floor{sfx}.json"), load(f"compare{sfx}.json")
+    lines += ["## Enforcement latency", "",
+              "Violating `GatewayUserPosition` emitted by the simulator -> riskd's "
+              "`Position/partialCloseContract` received, both on the simulator's monotonic clock "
+              "(its `/sim/log`). Each account sits at max_contracts 5 (only that rule enabled); "
+              "each round the trader buys 1 more MNQ on every account. Missed = no call within "
+              "2 s; a case stops after 10 misses (saturated). Quote stream: price paths played by "
+              "the simulator on 8 contracts every account subscribes to (MNQ held, a far resting "
+              "limit order in the 7 others); emitted = quote events/s, delivered = emitted x "
+              "subscribed sockets, both counted in the simulator log over the measured window. "
+              "CPU columns: % of one core over the case (riskd: all its processes; hottest = the "
+              "busiest single process).", ""]
+    for doc, title in ((riskd, "riskd (bench/latency.py):"),
+                       (floor, "Floor, a minimal client on the same SDK (bench/floor.py, "
+                               "bench/_floor_client.py: one asyncio process, one REST client and "
+                               "one realtime client per account, no actors, no rules):")):
+        if doc:
+            lines += [title, ""] + latency_table(doc) + [""]
+        if doc is riskd and riskd and not args.quick:
+            for extra in sorted(RES.glob("riskd-*x*.json")):  # targeted re-runs of one case
+                lines += [f"Re-run ({extra.name}, argv {' '.join(json.loads(extra.read_text())['argv'])}):", ""]
+                lines += latency_table(json.loads(extra.read_text())) + [""]
+    if cmp_:
+        lines += ["### riskd vs floor", "",
+                  "| accounts | quotes/s target | riskd p50 | floor p50 | riskd/floor | riskd-floor ms "
+                  "| riskd p99 | floor p99 | riskd/floor | riskd-floor ms |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for c in cmp_:
+            lines.append(f"| {c['accounts']} | {c['rate_target']:.0f} | {c['riskd_p50']:.2f} | "
+                         f"{c['floor_p50']:.2f} | {c['ratio_p50']:.1f} | {c['diff_p50']:.2f} | "
+                         f"{c['riskd_p99']:.2f} | {c['floor_p99']:.2f} | {c['ratio_p99']:.1f} | "
+                         f"{c['diff_p99']:.2f} |")
+        lines.append("")
+    mem = load(f"memory{sfx}.json")
+    if mem:
+        lines += ["## Memory", "",
+                  f"All processes of the daemon (its group and the thespian admin's groups from "
+                  f"the pidfile), idle connected accounts, every default-enabled rule "
+                  f"({len(mem['rules'])}: {', '.join(mem['rules'])}). USS = memory unique to "
+                  "each process (forked actors share the rest copy-on-write); RSS double-counts "
+                  "the shared pages.", "",
+                  "| accounts | processes | RSS MB | USS MB | ready s |", "|---:|---:|---:|---:|---:|"]
+        for r in mem["rows"]:
+            lines.append(f"| {r['accounts']} | {r['processes']} | {r['rss_mb']:.0f} | "
+                         f"{r['uss_mb']:.0f} | {r['ready_s']:.1f} |")
+        if mem.get("per_account"):
+            p = mem["per_account"]
+            lines += ["", f"Per added account: {p['processes']:.1f} processes, RSS "
+                          f"{p['rss_mb']:.0f} MB, USS {p['uss_mb']:.0f} MB."]
+        lines.append("")
+    pl = load(f"placement{sfx}.json")
+    if pl:
+        lines += ["## Rule placement", "",
+                  "The rules subscribed to the event, evaluated inline (`run_rule` in a loop, one "
+                  "process) versus fanned out to the daemon's own RuleActor class (one process "
+                  "per rule, multiprocTCPBase) and all verdicts collected, timed inside an actor. "
+                  f"Realistic state: 30 fills, long 5 MNQ + 2 MES with stops, fresh quotes; n={pl['n']}.", "",
+                  "| event | rules (K) | inline ms/event | actors p50 ms | actors p99 ms | "
+                  "Evaluate pickle bytes |", "|---|---:|---:|---:|---:|---:|"]
+        for c in pl["cases"]:
+            lines.append(f"| {c['event']} | {c['k']} | {c['inline_ms']:.3f} | "
+                         f"{c['actors_p50_ms']:.3f} | {c['actors_p99_ms']:.3f} | "
+                         f"{c['evaluate_pickle_bytes']} |")
+        s = pl["single_rule_roundtrip"]
+        lines += ["", f"One rule actor ({s['rule']}) alone: round trip p50 {s['p50_ms']:.3f} ms, "
+                      f"p99 {s['p99_ms']:.3f} ms.", ""]
+    notes = h.ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
