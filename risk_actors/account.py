@@ -393,8 +393,10 @@ class AccountActor(ActorTypeDispatcher):
         if not msg.ok:
             self._notify(msg.rule, "critical" if msg.final else "warning",
                          f"enforcement {'FAILED' if msg.final else 'not yet complete'}: {msg.detail}")
-            if msg.final:
-                self.failures = (self.failures + [f"{msg.rule}: {msg.detail}"])[-10:]
+            # Shown in `riskd status` at once, not only when the enforcer finally gives up.
+            text = f"{msg.rule}: {msg.detail}" if msg.final else f"{msg.rule} (retrying): {msg.detail}"
+            self.failures = (self.failures + [text])[-10:]
+            self._push_status(force=True)
         if msg.final and msg.key:
             for k, (enf, keys, t) in list(self.open_enforce.items()):
                 keys.discard(tuple(msg.key))

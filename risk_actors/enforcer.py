@@ -61,6 +61,7 @@ class Job:
     # A request joined while this job was running: the broker may have changed after the last
     # read-back (a new fill), so the job must read back once more before it may finish.
     dirty: bool = False
+    retry_after: float | None = None  # the broker's Retry-After (429/5xx) for the next attempt
 
 
 def job_key(action: Any) -> tuple:
@@ -249,8 +250,9 @@ class EnforcerActor(ActorTypeDispatcher):
             # Often benign (the order filled or the position closed first); the read-back decides.
             logger.info("account {} {} {} refused: {} (verifying)", self.init.account_id, op,
                         args, msg.error)
-            if msg.retry_after:
-                job.attempts += 1
+        if not msg.ok and msg.retry_after:
+            # Kept on the job: the retry is scheduled from a later reply (the read-back).
+            job.retry_after = max(job.retry_after or 0.0, msg.retry_after)
         if job.outstanding:
             return
         if job.phase == "act":
@@ -279,8 +281,10 @@ class EnforcerActor(ActorTypeDispatcher):
             self._report(job, False, f"not yet done after {job.attempts} attempts; retrying",
                          final=False)
         delay = min(BACKOFF_MAX, BACKOFF_START * 2 ** (job.attempts - 1))
-        if retry_after:
-            delay = max(delay, retry_after)
+        wait = max(retry_after or 0.0, job.retry_after or 0.0)
+        job.retry_after = None
+        if wait:
+            delay = max(delay, wait)
         job.phase = "backoff"
         self.wakeupAfter(delay, payload=("retry", job.key))
 

@@ -61,7 +61,9 @@ class Supervisor(ActorTypeDispatcher):
         self.registry: dict = {}
         self.notifier = None
         # thespian addresses are unhashable: key by their string form, keep the address beside.
-        self.accounts: dict[str, tuple[Any, AccountInit]] = {}
+        # By account id. thespian addresses are unhashable, and their str() differs between the
+        # address createActor returns and the one ChildActorExited carries: match with ==.
+        self.accounts: dict[int, tuple[Any, AccountInit]] = {}
         self.status: dict[int, m.AccountStatus] = {}
         self.started_at: datetime | None = None
         self.db = None
@@ -123,12 +125,14 @@ class Supervisor(ActorTypeDispatcher):
 
     def _start_account(self, init: AccountInit) -> None:
         address = self.createActor("risk_actors.account.AccountActor")
-        self.accounts[str(address)] = (address, init)
+        self.accounts[init.account_id] = (address, init)
         self.send(address, init)
 
     # ---- supervision -------------------------------------------------------------------------
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender) -> None:
-        _, init = self.accounts.pop(str(msg.childAddress), (None, None))
+        key = next((aid for aid, (address, _) in self.accounts.items()
+                    if address == msg.childAddress), None)
+        _, init = self.accounts.pop(key, (None, None)) if key is not None else (None, None)
         if init is not None and self.boot is not None:
             logger.error("account {} actor exited; restarting from its saved state",
                          init.account_id)

@@ -100,16 +100,6 @@ def test_enforcer_actor_sigkilled_before_its_call_then_replayed_and_enforced(
     print(f"enforcer kill (refused call): done {delay:.2f}s after the kill; next in {after:.2f}s")
 
 
-ACCOUNT_NOT_RESTARTED = pytest.mark.xfail(strict=True, reason=(
-    "Supervisor does not restart a SIGKILLed AccountActor: no 'account N actor exited; "
-    "restarting' is logged, the orphaned gateway/enforcer/rules exit, and the account stays "
-    "unwatched (no new tree, violations never enforced). Cause: Supervisor.accounts is keyed "
-    "by str() of createActor's return value, 'ActorAddr-LocalAddr.0' on multiprocTCPBase, "
-    "while ChildActorExited.childAddress prints as 'ActorAddr-(T|:port)', so the lookup "
-    "misses (the addresses compare equal with ==)"))
-
-
-@ACCOUNT_NOT_RESTARTED
 def test_account_actor_sigkilled_right_after_a_violating_fill_then_restored_and_enforced(
         sim, riskd_factory, tmp_path):
     account_id, daemon = setup_account(sim, riskd_factory, tmp_path)
@@ -120,14 +110,13 @@ def test_account_actor_sigkilled_right_after_a_violating_fill_then_restored_and_
     sim.control.place_order(account_id, "MNQ", "market", "buy", 6)
     kill_pid(tree["account"])
     old = {tree["account"], tree["gateway"], tree["enforcer"], *tree["rules"]}
-    wait_actors(daemon, timeout=4, exclude=old)  # (xfail: fails here today)
+    wait_actors(daemon, timeout=4, exclude=old)  # a new account tree is up
     delay = measure(lambda: sim.position(account_id, "MNQ") == 5, 10, "reduce landed")
     after = _after(sim, daemon, account_id, tmp_path, old, since)
     print(f"account kill: done {delay:.2f}s after the kill; next in {after:.2f}s")
 
 
 @pytest.mark.slow
-@ACCOUNT_NOT_RESTARTED
 def test_account_actor_sigkilled_before_the_fill_arrives_then_new_tree_reconciles(
         sim, riskd_factory, tmp_path):
     account_id, daemon = setup_account(sim, riskd_factory, tmp_path)

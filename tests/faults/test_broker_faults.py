@@ -85,12 +85,6 @@ def test_reduce_refused_by_broker_then_retried_until_broker_state_matches(live, 
     print(f"{kind} x{count}: enforced in {delay:.2f}s after {len(statuses)} calls")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "EnforcerActor ignores Retry-After: the 429's retry_after is on the refused call's "
-    "BrokerReply, but the retry is scheduled from the later read-back reply "
-    "(_retry(job, msg.retry_after) with msg = the search_orders reply, retry_after None), so "
-    "the partial close is re-sent ~0.1 s after 'Retry-After: 2' (against the real gateway: "
-    "another 429)"))
 def test_reduce_refused_with_429_is_not_resent_before_retry_after(live):
     sim, _, account_id = live
     sim.control.add_fault(PARTIAL, "429", retry_after=2)
@@ -145,11 +139,6 @@ def test_can_trade_flapping_then_violation_enforced_and_flag_ends_right(live):
     print(f"canTrade flapping: enforced in {delay:.2f}s")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a persistent enforcement failure is alerted after 3 attempts (warning) but `riskd status` "
-    "'failures' only lists FINAL failures (AccountActor.receiveMsg_EnforcementDone appends only "
-    "when msg.final), and the enforcer gives up after 40 attempts with 5 s max backoff (~170 s): "
-    "for ~3 minutes status shows no failure while the position stays over the limit"))
 def test_persistent_broker_failure_shown_in_status_while_it_lasts(sim, riskd_factory, tmp_path):
     account_id, daemon = setup_account(sim, riskd_factory, tmp_path)
     sim.control.add_fault(PARTIAL, "5xx", count=100000)
