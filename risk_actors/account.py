@@ -409,7 +409,7 @@ class AccountActor(ActorTypeDispatcher):
             if t < cutoff:
                 del self.open_enforce[k]
             else:
-                self.send(self.enforcer, enf)
+                self.send(self.enforcer, attrs.evolve(enf, replay=True))
 
     # =========================================================================================
     # timers: one sweep chain (lock expiry, reset, rule wake-ups, rule timeouts)

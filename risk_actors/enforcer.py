@@ -29,6 +29,9 @@ from risk_actors.clock import SystemClock
 BACKOFF_START, BACKOFF_MAX = 0.05, 5.0
 ALERT_AFTER_ATTEMPTS = 3
 GIVE_UP_AFTER_ATTEMPTS = 40
+# After a mutating call that got no answer (timeout, dropped transport), the gateway may still
+# apply it: read back only after this long, or a second reduce could overshoot the goal.
+SETTLE_SECONDS = 2.0
 
 
 @attrs.frozen
@@ -62,6 +65,15 @@ class Job:
     # read-back (a new fill), so the job must read back once more before it may finish.
     dirty: bool = False
     retry_after: float | None = None  # the broker's Retry-After (429/5xx) for the next attempt
+    settle: bool = False  # an uncertain mutating call: wait SETTLE_SECONDS before reading back
+
+
+def _unanswered(error: str | None) -> bool:
+    """A mutating call that got no answer (timeout, dropped transport) may still be applied by
+    the gateway. One the gateway answered with an error (4xx/5xx) is judged by the read-back
+    at once: waiting there would only delay enforcement."""
+    text = error or ""
+    return "outcome uncertain" in text and ("timeout" in text or "transport error" in text)
 
 
 def job_key(action: Any) -> tuple:
@@ -191,8 +203,13 @@ class EnforcerActor(ActorTypeDispatcher):
             job = Job(key, action, msg.seq, [msg.rule], msg.reason, target)
             self.jobs[key] = job
             self._audit("enforcement", msg.rule, {"event": "start", "action": repr(action),
-                                                  "seq": msg.seq, "reason": msg.reason})
-            self._act(job, dict(msg.positions), dict(msg.orders))
+                                                  "seq": msg.seq, "reason": msg.reason,
+                                                  "replay": msg.replay})
+            if msg.replay and not isinstance(action, (m.PlaceStop, m.ModifyStop)):
+                job.settle = True
+                self._verify_settled(job)  # the first attempt may still be in flight
+            else:
+                self._act(job, dict(msg.positions), dict(msg.orders))
 
     # ---- the job loop: act -> verify -> (backoff) -> act ... -----------------------------------
     def _act(self, job: Job, positions: dict, orders: dict) -> None:
@@ -203,6 +220,15 @@ class EnforcerActor(ActorTypeDispatcher):
             return
         for op, args in calls:
             self._call(job, op, args)
+
+    def _verify_settled(self, job: Job) -> None:
+        """Read back now, or after SETTLE_SECONDS when a call's outcome is still unknown."""
+        if not job.settle:
+            self._verify(job)
+            return
+        job.settle = False
+        job.phase = "settle"
+        self.wakeupAfter(SETTLE_SECONDS, payload=("verify", job.key))
 
     def _verify(self, job: Job) -> None:
         if isinstance(job.goal, (m.PlaceStop, m.ModifyStop)):
@@ -250,6 +276,9 @@ class EnforcerActor(ActorTypeDispatcher):
             # Often benign (the order filled or the position closed first); the read-back decides.
             logger.info("account {} {} {} refused: {} (verifying)", self.init.account_id, op,
                         args, msg.error)
+        if not msg.ok and _unanswered(msg.error) and op not in ("search_positions",
+                                                               "search_orders"):
+            job.settle = True
         if not msg.ok and msg.retry_after:
             # Kept on the job: the retry is scheduled from a later reply (the read-back).
             job.retry_after = max(job.retry_after or 0.0, msg.retry_after)
@@ -259,7 +288,7 @@ class EnforcerActor(ActorTypeDispatcher):
             if isinstance(job.goal, (m.PlaceStop, m.ModifyStop)) and not msg.ok:
                 self._retry(job, msg.retry_after)
             else:
-                self._verify(job)
+                self._verify_settled(job)
         elif job.positions is None or job.orders is None:
             self._retry(job, msg.retry_after)  # could not read back: try again
         elif satisfied(job, job.positions, job.orders):
@@ -297,6 +326,10 @@ class EnforcerActor(ActorTypeDispatcher):
             waiting, self.waiting = self.waiting, deque()
             for call in waiting:
                 self._send_or_queue(*call)
+        elif payload and payload[0] == "verify":
+            job = self.jobs.get(payload[1])
+            if job is not None and job.phase == "settle":
+                self._verify(job)
         elif payload and payload[0] == "retry":
             job = self.jobs.get(payload[1])
             if job is not None and job.phase == "backoff":

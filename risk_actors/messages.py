@@ -328,6 +328,9 @@ class Enforce:
     # round trip, and turns "reduce by N" into an idempotent "reduce to size" target.
     positions: Mapping[str, int] = attrs.field(factory=dict)   # contract -> signed size
     orders: Mapping[int, str] = attrs.field(factory=dict)      # working order id -> contract
+    # A re-sent request (enforcer restart, reconnect): an earlier call may still be in flight,
+    # so the enforcer must read the broker back (after settling) before acting on the snapshot.
+    replay: bool = False
 
 
 @attrs.frozen

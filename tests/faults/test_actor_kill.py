@@ -58,12 +58,6 @@ def test_gateway_actor_sigkilled_with_a_fill_in_flight_then_reconciled_and_enfor
     print(f"gateway kill: pending enforced {delay:.2f}s after the kill; next in {after:.2f}s")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "double reduction: the new EnforcerActor gets the replayed Enforce and acts at once on the "
-    "Enforce's own position snapshot (6 MNQ) while the dead enforcer's partialCloseContract is "
-    "still in flight at the broker; both execute and the broker ends at 4 (limit 5). A replay "
-    "must first read the broker back and allow for a call of the dead enforcer still in flight "
-    "(the same uncertainty as test_reduce_answered_after_the_sdk_timeout_is_not_done_twice)"))
 def test_enforcer_actor_sigkilled_with_a_reduce_in_flight_then_completed_exactly_once(
         sim, riskd_factory, tmp_path):
     account_id, daemon = setup_account(sim, riskd_factory, tmp_path)

@@ -93,13 +93,6 @@ def test_reduce_refused_with_429_is_not_resent_before_retry_after(live):
     assert len(sent) == 2 and sent[1]["t"] - sent[0]["t"] >= 1.9, [r["t"] for r in sent]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "double reduction: the partial close times out in riskd (timeout_seconds 0.5, answer "
-    "after 1.5 s) but the broker "
-    "executes it later; the enforcer's read-back runs before the broker has applied it, still "
-    "sees 6 and sends a second partialCloseContract(size 1): the broker ends at 4, not 5. An "
-    "uncertain mutating call must not be re-planned from a read-back taken while it may still "
-    "be in flight (wait past the request's lifetime, or re-read before acting again)"))
 def test_reduce_answered_after_the_sdk_timeout_is_not_done_twice(sim, riskd_factory, tmp_path):
     """The broker executes the reduce but answers after riskd's 0.5 s request timeout."""
     account_id, _ = setup_account(sim, riskd_factory, tmp_path,
