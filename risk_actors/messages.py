@@ -162,10 +162,6 @@ class Tick:
     reason: str = "timer"
 
 
-BrokerEvent = (PositionEvent | OrderEvent | TradeEvent | AccountEvent | QuoteEvent | ContractsKnown
-               | Reconciled | ConnectionChanged | Tick)
-
-
 # ---------------------------------------------------------------------------------------------
 # enforcement actions (what a rule asks for); strength orders the merge of one event's verdicts
 @attrs.frozen
@@ -267,8 +263,6 @@ class Alert:
 
 EnforcementAction = (FlattenAccount | ClosePosition | ReducePosition | CancelOrders | CancelOrder
                      | PlaceStop | ModifyStop | Lock | LiftLock | Alert)
-BROKER_ACTIONS = (FlattenAccount, ClosePosition, ReducePosition, CancelOrders, CancelOrder,
-                  PlaceStop, ModifyStop)
 
 
 # ---------------------------------------------------------------------------------------------
