@@ -67,7 +67,8 @@ class AccountInit:
     reset_time: str = "17:00"
     reset_timezone: str = "America/Chicago"
     rule_timeout_ms: int = 100
-    notifier: Any = None
+    warning_fractions: tuple[float, ...] = (0.75, 0.9)  # early warnings at these shares of a limit
+    disconnect_alert_seconds: float = 30.0  # broker link down longer than this: alert
     connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
     gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
     clock: Any = None  # a Clock; None = system time (tests on simpleSystemBase drive a FakeClock)
@@ -83,17 +84,6 @@ class RulesChanged:
 @attrs.frozen
 class RulePids:
     """Ask an AccountActor for its rule processes' pids (fault tests and diagnostics)."""
-
-
-@attrs.frozen
-class Notify:
-    """AccountActor -> Notifier: something a person must hear about."""
-
-    account_id: int
-    rule: str
-    severity: str
-    message: str
-    at: datetime
 
 
 @attrs.define
@@ -145,6 +135,10 @@ class AccountActor(ActorTypeDispatcher):
         self.next_sweep_at: datetime | None = None
         self.last_status = 0.0
         self.status_dirty = False
+        self.warned: set = set()
+        self.warned_day: Any = None
+        self.down_since: float | None = None
+        self.down_alerted = False
 
     # =========================================================================================
     # start-up
@@ -258,6 +252,8 @@ class AccountActor(ActorTypeDispatcher):
         if isinstance(event, m.Reconciled):
             self._replay_open_enforcements()
         self._dispatch(seq, event, now)
+        if not isinstance(event, (m.QuoteEvent, m.Tick)):
+            self._feed(seq, event, now)
         # Status follows changes within STATUS_MIN_GAP (the sweep flushes what is pending);
         # pushing on every event would put a message per event on the latency-critical path.
         self.status_dirty = self.status_dirty or not isinstance(event, m.QuoteEvent)
@@ -273,7 +269,9 @@ class AccountActor(ActorTypeDispatcher):
             new = attrs.evolve(new, last_seq=seq)
         if new is self.state:
             return new
-        self.state = new
+        prev, self.state = self.state, new
+        if new.lockouts is not prev.lockouts:
+            self._announce_locks(prev, new, now)
         # Quotes are rebuilt from the feed after a restart, never persisted: journaling them
         # would cost a write per tick for nothing.
         if self.db is not None and not isinstance(change, m.QuoteEvent):
@@ -284,7 +282,7 @@ class AccountActor(ActorTypeDispatcher):
                 # Enforcement goes on regardless (undoing a violation beats recording it), but
                 # a person must know that a crash now could lose this change.
                 logger.error("account {}: journal write failed: {}", self.init.account_id, exc)
-                self._notify("store", "critical", f"journal write failed: {exc}")
+                self._notify("store", "critical", f"journal write failed: {exc}", kind="store")
         return new
 
     def _dispatch(self, seq: int, event: Any, now: datetime) -> None:
@@ -354,6 +352,8 @@ class AccountActor(ActorTypeDispatcher):
                 self.wakes[v.rule] = v.wake_at
                 self._sweep_by(v.wake_at, now)
             if v.violation is not None:
+                self._feed(seq, m.RuleTriggered(v.rule, v.mode, v.violation.reason,
+                                                tuple(repr(a) for a in v.actions)), now)
                 self._audit("verdict", v.rule, {
                     "seq": seq, "mode": v.mode, "reason": v.violation.reason,
                     "actions": [repr(a) for a in v.actions], "elapsed_ms": round(v.elapsed_ms, 3)})
@@ -377,7 +377,7 @@ class AccountActor(ActorTypeDispatcher):
                                if v.violation is not None and v.mode == "enforce")
             self._enforce(seq, ",".join(plan.rules) or "lockout_guard", reason, actions, now)
         for rule, alert in plan.alerts:
-            self._notify(rule, alert.severity, alert.message)
+            self._notify(rule, alert.severity, alert.message, kind="rule_alert")
         if plan.locks:
             self._push_status(force=True)
 
@@ -390,9 +390,20 @@ class AccountActor(ActorTypeDispatcher):
         self.send(self.enforcer, msg)
 
     def receiveMsg_EnforcementDone(self, msg: m.EnforcementDone, sender) -> None:
-        if not msg.ok:
+        if msg.ok:
+            enf = next((e for e, keys, _ in self.open_enforce.values()
+                        if tuple(msg.key) in keys), None)
+            why = enf.reason if enf is not None and enf.reason else msg.rule
+            self._notify(msg.rule, "warning", f"enforced: {msg.detail} (why: {why}; "
+                         f"{msg.attempts} attempt(s))", kind="enforcement",
+                         data={"goal": list(msg.key), "result": msg.detail, "reason": why,
+                               "attempts": msg.attempts, "seq": msg.seq})
+        else:
             self._notify(msg.rule, "critical" if msg.final else "warning",
-                         f"enforcement {'FAILED' if msg.final else 'not yet complete'}: {msg.detail}")
+                         f"enforcement {'FAILED' if msg.final else 'not yet complete'}: {msg.detail}",
+                         kind="enforcement_failed",
+                         data={"goal": list(msg.key), "result": msg.detail, "final": msg.final,
+                               "attempts": msg.attempts, "seq": msg.seq})
             # Shown in `riskd status` at once, not only when the enforcer finally gives up.
             text = f"{msg.rule}: {msg.detail}" if msg.final else f"{msg.rule} (retrying): {msg.detail}"
             self.failures = (self.failures + [text])[-10:]
@@ -431,11 +442,13 @@ class AccountActor(ActorTypeDispatcher):
             logger.info("account {}: daily reset", self.init.account_id)
             self._apply(DailyReset(state.next_reset_at, self._next_reset(now)), now)
             self._audit("daily_reset", None, {"at": state.next_reset_at.isoformat()})
+            self._feed(0, m.DayClosed(state.last_reset_at, state.next_reset_at), now)
             self._push_status(force=True)
 
     def _sweep(self, now: datetime) -> None:
         self.parent_watch.check()
         self._reset_if_due(now)
+        self._check_connection(now)
         self.sweep_gen += 1
         before = self.state
         self._apply(m.Tick(self.init.account_id), now)  # drops expired locks
@@ -591,7 +604,7 @@ class AccountActor(ActorTypeDispatcher):
             except Exception as exc:
                 logger.error("quarantine write failed: {}", exc)
         self._audit("quarantine", rule, {"seq": seq, "event": repr(event)[:500]})
-        self._notify(rule, "critical", text)
+        self._notify(rule, "critical", text, kind="quarantine", data={"seq": seq})
 
     # =========================================================================================
     # config reload, status, exit
@@ -651,6 +664,7 @@ class AccountActor(ActorTypeDispatcher):
                           for u in slot.rule.usage(s, now)]
             except Exception as exc:  # noqa: BLE001
                 logger.debug("rule {} usage failed: {}", name, exc)
+        self._check_warnings(usage, now)
         known = [u for u in unrealized if u is not None]
         return (round(sum(known), 2) if known or not unrealized else None, tuple(usage),
                 s.next_reset_at,
@@ -671,12 +685,84 @@ class AccountActor(ActorTypeDispatcher):
         logger.error("account {}: {}", self.init.account_id, text)
         self.failures = (self.failures + [text])[-10:]
         self._audit("rule_failure", rule, {"text": text, "detail": (detail or "")[:2000]})
-        self._notify(rule, "error", text)
+        self._notify(rule, "error", text, kind="rule_failure")
 
-    def _notify(self, rule: str, severity: str, text: str) -> None:
-        if self.init is not None and self.init.notifier is not None:
-            self.send(self.init.notifier, Notify(self.init.account_id, rule, severity, text,
-                                                 self.clock.now()))
+    def _notify(self, rule: str | None, severity: str, text: str, kind: str = "rule_alert",
+                data: dict | None = None, key: str | None = None) -> None:
+        # Through the Supervisor, which always knows the current Notifier (it may restart).
+        if self.init is not None and self.parent is not None:
+            self.send(self.parent, m.Notify(kind, severity, self.init.account_id, rule, text,
+                                            self.clock.now(), data or {}, key))
+
+    def _feed(self, seq: int, item: Any, now: datetime) -> None:
+        """Hand one item of the event stream to the components (analytics ...), after the
+        pipeline is done with it: components are never on the enforcement path."""
+        if self.parent is not None:
+            self.send(self.parent, m.ComponentFeed(self.init.account_id, seq, item, now))
+
+    def _announce_locks(self, before: AccountState, after: AccountState, now: datetime) -> None:
+        """Alert once per lock started and once per lock ended (expired, lifted, reset)."""
+        old = {(lk.key, lk.started_at): lk for lk in before.lockouts}
+        new = {(lk.key, lk.started_at): lk for lk in after.lockouts}
+        for k, lk in new.items():
+            if k not in old:
+                until = lk.expires_at.isoformat() if lk.expires_at else (
+                    "the next daily reset" if lk.until_reset else "lifted by its rule")
+                what = f"{lk.symbol} locked" if lk.scope == "symbol" else "account locked"
+                self._notify(lk.rule, "warning", f"{what} until {until}: {lk.reason}",
+                             kind="lock_start", key=f"lock_start|{self.init.account_id}|{k}",
+                             data={"scope": lk.scope, "symbol": lk.symbol, "reason": lk.reason,
+                                   "started_at": lk.started_at.isoformat(),
+                                   "expires_at": lk.expires_at.isoformat()
+                                   if lk.expires_at else None})
+        for k, lk in old.items():
+            if k not in new:
+                what = f"{lk.symbol} unlocked" if lk.scope == "symbol" else "account unlocked"
+                self._notify(lk.rule, "info", f"{what} (lock of {lk.started_at:%H:%M:%S} UTC "
+                             f"ended)", kind="lock_end", key=f"lock_end|{self.init.account_id}|{k}",
+                             data={"scope": lk.scope, "symbol": lk.symbol,
+                                   "started_at": lk.started_at.isoformat(),
+                                   "ended_at": now.isoformat()})
+
+    def _check_warnings(self, usage: list, now: datetime) -> None:
+        """Early warnings: once per trading day when a limit's usage crosses a fraction."""
+        day = self.state.last_reset_at
+        if self.warned_day != day:
+            self.warned_day, self.warned = day, set()
+        for name, mode, label, value, limit, unit in usage:
+            if not limit or (value > 0) != (limit > 0) or not value:
+                continue
+            share = value / limit
+            for frac in sorted(self.init.warning_fractions, reverse=True):
+                if share >= frac and share < 1.0:
+                    key = (name, label, frac)
+                    if key not in self.warned:
+                        self.warned.update((name, label, f) for f in self.init.warning_fractions
+                                           if f <= frac)
+                        self._notify(name, "warning",
+                                     f"{label}: {value:g} of {limit:g} {unit} "
+                                     f"({share * 100:.0f} % of the limit)".replace("  ", " "),
+                                     kind="warning",
+                                     data={"label": label, "value": value, "limit": limit,
+                                           "unit": unit, "fraction": frac, "mode": mode})
+                    break
+
+    def _check_connection(self, now: datetime) -> None:
+        """Alert when the broker link stays down longer than the configured time, and when
+        it comes back after such an alert."""
+        if self.state.connected:
+            if self.down_alerted:
+                self._notify(None, "info", "broker connection restored", kind="reconnected")
+            self.down_since, self.down_alerted = None, False
+            return
+        t = time.monotonic()
+        if self.down_since is None:
+            self.down_since = t
+        elif not self.down_alerted and t - self.down_since >= self.init.disconnect_alert_seconds:
+            self.down_alerted = True
+            self._notify(None, "critical", f"broker disconnected for {t - self.down_since:.0f} s: "
+                         "riskd cannot see or enforce this account until it is back",
+                         kind="disconnected")
 
     def _audit(self, kind: str, rule: str | None, detail: dict) -> None:
         if self.db is None:

@@ -424,3 +424,83 @@ class AdminReply:
     ok: bool
     message: str = ""
     data: Any = None
+
+
+# ---------------------------------------------------------------------------------------------
+# alerts and components (off the enforcement path: sent after the work, fire-and-forget)
+SEVERITIES = ("info", "warning", "error", "critical")
+# What an alert is about. Channels and webhooks filter on these; ``WEBHOOK_EVENTS`` maps the
+# webhook names of the config to the kinds they carry.
+ALERT_KINDS = (
+    "enforcement",          # an enforcement completed: what, why, result
+    "enforcement_failed",   # an enforcement could not be completed (or is still retrying)
+    "lock_start",           # an account/symbol lock began (once per lock)
+    "lock_end",             # a lock ended (expiry, reset or lifted by its rule)
+    "warning",              # a limit is X % used (the configured fractions)
+    "rule_failure",         # a rule raised, hung, died or could not load
+    "quarantine",           # an event crashed a rule twice and was set aside
+    "disconnected",         # the broker link has been down longer than the configured time
+    "reconnected",          # ... and is back
+    "daemon_start",
+    "daemon_stop",
+    "daily_report",         # the day's analytics at the daily reset
+    "rule_alert",           # a rule's own Alert action
+    "store",                # the journal or audit could not be written
+)
+WEBHOOK_EVENTS = {
+    "on_enforcement": ("enforcement", "enforcement_failed"),
+    "on_lockout": ("lock_start", "lock_end"),
+    "on_warning": ("warning",),
+}
+
+
+@attrs.frozen
+class Notify:
+    """Anyone -> Supervisor -> Notifier: something a person must hear about.
+
+    ``key`` identifies "the same alert" for de-duplication (default: kind, account, rule and
+    message); ``data`` holds the structured details webhooks and JSON channels send.
+    """
+
+    kind: str
+    severity: str
+    account_id: int | None
+    rule: str | None
+    message: str
+    at: datetime
+    data: Mapping[str, Any] = attrs.field(factory=dict)
+    key: str | None = None
+
+    def dedup_key(self) -> str:
+        """The key identical alerts share."""
+        return self.key or f"{self.kind}|{self.account_id}|{self.rule}|{self.message}"
+
+
+@attrs.frozen
+class RuleTriggered:
+    """Component feed: a rule returned a violation for an event (any mode)."""
+
+    rule: str
+    mode: str
+    reason: str
+    actions: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class DayClosed:
+    """Component feed: the account's trading day ``[start, end)`` ended at a daily reset."""
+
+    start: datetime | None
+    end: datetime
+
+
+@attrs.frozen
+class ComponentFeed:
+    """AccountActor -> Supervisor -> ComponentHost: one item of the account's event stream
+    (a broker event other than quotes, a ``RuleTriggered`` or a ``DayClosed``), after the
+    pipeline has handled it."""
+
+    account_id: int
+    seq: int
+    item: Any
+    at: datetime

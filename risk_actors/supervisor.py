@@ -121,7 +121,14 @@ class Supervisor(ActorTypeDispatcher):
         reset = self.config.timers.daily_reset
         return AccountInit(acc.id, acc.name or str(acc.id), broker, specs, self.db_path(),
                            reset.time, reset.timezone, self.config.daemon.rule_timeout_ms,
-                           self.notifier)
+                           **self._alert_settings())
+
+    def _alert_settings(self) -> dict:
+        notes = getattr(self.config, "notifications", None)
+        if notes is None:
+            return {}
+        return {"warning_fractions": tuple(notes.warning_fractions),
+                "disconnect_alert_seconds": float(notes.disconnect_alert_seconds)}
 
     def _start_account(self, init: AccountInit) -> None:
         address = self.createActor("risk_actors.account.AccountActor")
