@@ -28,7 +28,7 @@ from risk_actors.broker.settings import BrokerSettings
 from risk_actors.calendar import last_reset, next_reset
 from risk_actors.clock import SystemClock
 from risk_actors.enforcer import EnforcerInit, job_key
-from risk_actors.pipeline import _strongest, lockout_guard, merge
+from risk_actors.pipeline import _strongest, lockout_guard, merge, run_rule
 from risk_actors.orphan import ParentWatch
 from risk_actors.plugins import load_rule
 from risk_actors.rule_host import RuleInit, RuleReady
@@ -53,6 +53,7 @@ class RuleSpec:
     path: str
     mode: str
     params: Any
+    placement: str = "actor"   # "inline": evaluated in the account's process, no RuleActor
 
 
 @attrs.frozen
@@ -69,6 +70,7 @@ class AccountInit:
     rule_timeout_ms: int = 100
     warning_fractions: tuple[float, ...] = (0.75, 0.9)  # early warnings at these shares of a limit
     disconnect_alert_seconds: float = 30.0  # broker link down longer than this: alert
+    quote_interval_ms: int = 20  # the gateway forwards one quote per contract per this long
     connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
     gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
     clock: Any = None  # a Clock; None = system time (tests on simpleSystemBase drive a FakeClock)
@@ -139,6 +141,9 @@ class AccountActor(ActorTypeDispatcher):
         self.warned_day: Any = None
         self.down_since: float | None = None
         self.down_alerted = False
+        self.journal_buf: list = []
+        self.stopping = False
+        self.feed_buf: list = []
 
     # =========================================================================================
     # start-up
@@ -192,7 +197,8 @@ class AccountActor(ActorTypeDispatcher):
         self.gateway = self.createActor("risk_actors.gateway.GatewayActor")
         boundary = self.state.last_reset_at or (self.clock.now() - timedelta(days=1))
         self.send(self.gateway, GatewayStart(self.init.account_id, self.init.name,
-                                             self.init.broker, boundary, self.state.last_seq))
+                                             self.init.broker, boundary, self.state.last_seq,
+                                             self.init.quote_interval_ms))
 
     def _start_enforcer(self) -> None:
         self.enforcer = self.createActor("risk_actors.enforcer.EnforcerActor")
@@ -212,7 +218,10 @@ class AccountActor(ActorTypeDispatcher):
             return
         slot = _RuleSlot(spec, local)
         self.rules[spec.name] = slot
-        self._spawn_rule(slot)
+        if spec.placement == "inline":
+            slot.ready = True  # runs in this process: nothing to start
+        else:
+            self._spawn_rule(slot)
 
     def _spawn_rule(self, slot: _RuleSlot) -> None:
         slot.address = self.createActor("risk_actors.rule_host.RuleActor")
@@ -240,6 +249,10 @@ class AccountActor(ActorTypeDispatcher):
         if msg.seq <= self.state.last_seq:
             return  # already processed (a gateway restart re-sent it)
         self._process(msg.event, msg.seq)
+
+    def receiveMsg_InboundBatch(self, msg: m.InboundBatch, sender) -> None:
+        for item in msg.items:
+            self.receiveMsg_Inbound(item, sender)
 
     def _process(self, event: Any, seq: int) -> None:
         now = self.clock.now()
@@ -276,14 +289,36 @@ class AccountActor(ActorTypeDispatcher):
         # would cost a write per tick for nothing.
         if self.db is not None and not isinstance(change, m.QuoteEvent):
             self.jseq += 1
-            try:
-                self.db.record(self.init.account_id, self.jseq, change, new, now)
-            except Exception as exc:
-                # Enforcement goes on regardless (undoing a violation beats recording it), but
-                # a person must know that a crash now could lose this change.
-                logger.error("account {}: journal write failed: {}", self.init.account_id, exc)
-                self._notify("store", "critical", f"journal write failed: {exc}", kind="store")
+            self.journal_buf.append((self.jseq, change, new, now))
         return new
+
+    def receiveMessage(self, msg: Any, sender: Any) -> Any:
+        try:
+            return super().receiveMessage(msg, sender)
+        finally:
+            self._flush_journal()
+            if self.feed_buf:
+                feeds, self.feed_buf = tuple(self.feed_buf), []
+                self.send(self.parent, m.ComponentFeedBatch(feeds))
+
+    def _flush_journal(self) -> None:
+        """Write the changes of the message just handled, in one transaction.
+
+        Done when the message's work is out (broker actions sent), not before each action: the
+        database is shared by every account's processes and its write lock can take
+        milliseconds under load. A kill -9 inside that window loses at most these changes,
+        which the reconciliation after restart rebuilds from the broker.
+        """
+        if not self.journal_buf:
+            return
+        entries, self.journal_buf = self.journal_buf, []
+        try:
+            self.db.record_batch(self.init.account_id, entries)
+        except Exception as exc:
+            # Enforcement goes on regardless (undoing a violation beats recording it), but
+            # a person must know that a crash now could lose these changes.
+            logger.error("account {}: journal write failed: {}", self.init.account_id, exc)
+            self._notify("store", "critical", f"journal write failed: {exc}", kind="store")
 
     def _dispatch(self, seq: int, event: Any, now: datetime) -> None:
         if isinstance(event, m.QuoteEvent):
@@ -296,11 +331,24 @@ class AccountActor(ActorTypeDispatcher):
                    if s.ready and not s.disabled and s.rule.applies_to_event(event)]
         if not targets:
             return
+        remote = [s for s in targets if s.address is not None]
+        # Inline rules judge now, in this process (pure and bounded: the rules shipped with
+        # riskd); an exception is a failed verdict, exactly as in a RuleActor.
+        verdicts = [run_rule(s.rule, s.spec.mode, self.init.account_id, seq, event, self.state,
+                             now) for s in targets if s.address is None]
+        for v in verdicts:
+            if v.error:
+                self._failure(v.rule, f"rule {v.rule} raised on seq {seq}: "
+                                      f"{v.error.splitlines()[0]}", detail=v.error)
+        if not remote:
+            self._conclude(seq, event, verdicts)
+            return
         if isinstance(event, m.QuoteEvent):
             self.quotes_in_flight[event.contract_id] = seq
-        self.pending[seq] = _Pending(event, {s.spec.name for s in targets}, [], time.monotonic())
+        self.pending[seq] = _Pending(event, {s.spec.name for s in remote}, verdicts,
+                                     time.monotonic())
         ev = m.Evaluate(self.init.account_id, seq, event, self.state, now)
-        for slot in targets:
+        for slot in remote:
             self.send(slot.address, ev)
         if not self.eval_timer:
             # thespian cannot cancel a wake-up, and one per event piles up thousands at quote
@@ -545,8 +593,8 @@ class AccountActor(ActorTypeDispatcher):
     # supervision
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender) -> None:
         child = msg.childAddress
-        if self.init is None:
-            return
+        if self.init is None or self.stopping:
+            return  # (stopping: children leave because we do; restarting them undoes the stop)
         if child == self.gateway:
             logger.error("account {}: gateway actor exited; restarting", self.init.account_id)
             self._start_gateway()
@@ -614,7 +662,8 @@ class AccountActor(ActorTypeDispatcher):
             if name not in wanted or wanted[name] != slot.spec:
                 self.rules.pop(name)
                 slot.killed = True
-                self.send(slot.address, ActorExitRequest())
+                if slot.address is not None:
+                    self.send(slot.address, ActorExitRequest())
                 for seq, p in list(self.pending.items()):
                     if name in p.waiting:
                         p.waiting.discard(name)
@@ -629,9 +678,11 @@ class AccountActor(ActorTypeDispatcher):
         self.wakeupAfter(0.2, payload=("config-tick",))
 
     def receiveMsg_RulePids(self, msg: RulePids, sender) -> None:
-        self.send(sender, {n: s.pid for n, s in self.rules.items() if s.ready})
+        self.send(sender, {n: s.pid for n, s in self.rules.items() if s.ready and s.pid})
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
+        self.stopping = True
+        self._flush_journal()  # before the snapshot, which covers them
         if self.db is not None and self.state is not None:
             try:
                 self.db.snapshot(self.init.account_id, self.jseq, self.state, self.clock.now())
@@ -698,7 +749,7 @@ class AccountActor(ActorTypeDispatcher):
         """Hand one item of the event stream to the components (analytics ...), after the
         pipeline is done with it: components are never on the enforcement path."""
         if self.parent is not None:
-            self.send(self.parent, m.ComponentFeed(self.init.account_id, seq, item, now))
+            self.feed_buf.append(m.ComponentFeed(self.init.account_id, seq, item, now))
 
     def _announce_locks(self, before: AccountState, after: AccountState, now: datetime) -> None:
         """Alert once per lock started and once per lock ended (expired, lifted, reset)."""

@@ -202,14 +202,16 @@ class EnforcerActor(ActorTypeDispatcher):
                 continue
             job = Job(key, action, msg.seq, [msg.rule], msg.reason, target)
             self.jobs[key] = job
-            self._audit("enforcement", msg.rule, {"event": "start", "action": repr(action),
-                                                  "seq": msg.seq, "reason": msg.reason,
-                                                  "replay": msg.replay})
             if msg.replay and not isinstance(action, (m.PlaceStop, m.ModifyStop)):
                 job.settle = True
                 self._verify_settled(job)  # the first attempt may still be in flight
             else:
                 self._act(job, dict(msg.positions), dict(msg.orders))
+            # Recorded just after the call left: the shared database's write lock must not
+            # delay the broker call (the call's outcome is audited when its reply comes).
+            self._audit("enforcement", msg.rule, {"event": "start", "action": repr(action),
+                                                  "seq": msg.seq, "reason": msg.reason,
+                                                  "replay": msg.replay})
 
     # ---- the job loop: act -> verify -> (backoff) -> act ... -----------------------------------
     def _act(self, job: Job, positions: dict, orders: dict) -> None:

@@ -278,6 +278,17 @@ class Inbound:
 
 
 @attrs.frozen
+class InboundBatch:
+    """GatewayActor -> AccountActor: several ``Inbound`` drained together, in order.
+
+    One message per drain instead of one per event: a fill is five events (order, trade, order,
+    position, account) and each thespian message costs a pickle and a socket write."""
+
+    account_id: int
+    items: tuple[Inbound, ...]
+
+
+@attrs.frozen
 class Evaluate:
     """AccountActor -> RuleActor: evaluate one event against a state snapshot at ``now``."""
 
@@ -504,3 +515,10 @@ class ComponentFeed:
     seq: int
     item: Any
     at: datetime
+
+
+@attrs.frozen
+class ComponentFeedBatch:
+    """The ``ComponentFeed`` items of one handled message, sent together after its work."""
+
+    feeds: tuple[ComponentFeed, ...]

@@ -46,6 +46,8 @@ from risk_actors.config.migrations import (CURRENT_VERSION, LAYOUT_1_0_FILES, LE
 from risk_actors.config.schema import (MODES, RULE_COMMON_KEYS, AccountConfig, BrokerSection,
                                        Config, ConfigError, DaemonConfig, DailyResetConfig, Problem,
                                        RuleConfig, TimersConfig)
+from risk_actors.config.schema import ChannelConfig, NotificationsConfig, WatchdogConfig
+from risk_actors.config.schema import ComponentConfig
 
 __all__ = [
     "dump_yaml", "load_config", "make_converter", "parse_config", "read_1_0_dir", "read_document",
@@ -55,11 +57,13 @@ __all__ = [
 Registry = Mapping[str, type]
 KeyPath = tuple  # a key path: str keys and int list indexes
 
-TOP_KEYS = ("version", "broker", "accounts", "rules", "timers", "daemon", LEGACY_KEY)
+TOP_KEYS = ("version", "broker", "accounts", "rules", "timers", "daemon", "notifications", "watchdog", "components", LEGACY_KEY)
 BROKER_KEYS = ("api_url", "user_hub_url", "market_hub_url", "username", "api_key", "api_key_file",
                "requests_per_minute", "timeout_seconds")
 ACCOUNT_KEYS = ("id", "name", "enabled", "description", "overrides")
-DAEMON_KEYS = ("admin_port", "state_dir", "rule_timeout_ms", "symbol_aliases")
+DAEMON_KEYS = ("admin_port", "state_dir", "rule_timeout_ms", "symbol_aliases", "rule_placement",
+               "quote_interval_ms")
+PLACEMENTS = ("auto", "actor", "inline")
 # Values under these keys are never shown in an error, whatever they are.
 SECRET_KEYS = frozenset({"api_key", "api_secret", "password", "secret", "token", "access_token"})
 GATEWAY_MAX_RPM = 200  # ProjectX allows 200 requests / 60 s per login (gateway-api.md)
@@ -684,6 +688,11 @@ def _daemon(probs: _Problems, node: Any, base_dir: Path) -> DaemonConfig | None:
     timeout = _get(probs, node, "rule_timeout_ms", path, _is_int(1, 60_000),
                    default.rule_timeout_ms)
     state_dir = _get(probs, node, "state_dir", path, _is_text, "var")
+    placement = _get(probs, node, "rule_placement", path,
+                     lambda v: None if v in PLACEMENTS else
+                     f"must be one of {', '.join(PLACEMENTS)}", default.rule_placement)
+    quote_ms = _get(probs, node, "quote_interval_ms", path, _is_int(0, 1000),
+                    default.quote_interval_ms)
     if state_dir is not None:
         resolved = (base_dir / Path(state_dir.strip()).expanduser()).resolve()
         if resolved.exists() and not resolved.is_dir():
@@ -709,10 +718,11 @@ def _daemon(probs: _Problems, node: Any, base_dir: Path) -> DaemonConfig | None:
                     clean = None
             if clean is not None:
                 clean[key.strip().upper()] = value.strip().upper()
-    if None in (port, timeout, state_dir, clean):
+    if None in (port, timeout, state_dir, clean, placement, quote_ms):
         return None
     return DaemonConfig(admin_port=port, state_dir=state_dir, rule_timeout_ms=timeout,
-                        symbol_aliases=clean)
+                        symbol_aliases=clean, rule_placement=placement,
+                        quote_interval_ms=quote_ms)
 
 
 def _legacy_summary(legacy: Mapping) -> list[str]:
@@ -727,6 +737,231 @@ def _legacy_summary(legacy: Mapping) -> list[str]:
             else:
                 names.append(f"{stem}.{key}")
     return names
+
+
+# ---------------------------------------------------------------------------------------------
+# notifications, watchdog
+NOTIFICATION_KEYS = ("warning_fractions", "disconnect_alert_seconds", "dedup_seconds", "channels",
+                     "webhooks")
+CHANNEL_KEYS = ("name", "type", "min_severity", "kinds", "max_per_minute", "retries")
+WEBHOOK_KEYS = ("name", "url", "secret", "events", "timeout_seconds", "retries", "min_severity",
+                "max_per_minute")
+WATCHDOG_KEYS = ("systemd", "heartbeat_url", "heartbeat_seconds")
+_URL_PARAMS = ("url", "urls")  # channel params that are secret URLs: show the scheme at most
+
+
+def _is_number_nonneg(v: Any) -> str | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return "must be a number"
+    return None if v >= 0 else "must be >= 0"
+
+
+def _fractions(probs: _Problems, node: Mapping, path: KeyPath) -> tuple[float, ...] | None:
+    if "warning_fractions" not in node:
+        return NotificationsConfig().warning_fractions
+    value, p = node["warning_fractions"], path + ("warning_fractions",)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float))
+                                          for v in value):
+        probs.add(p, "must be a list of numbers between 0 and 1 (e.g. [0.75, 0.9])", value)
+        return None
+    if any(not 0 < v < 1 for v in value) or len(set(value)) != len(value):
+        probs.add(p, "each fraction must be > 0 and < 1, without repeats", value)
+        return None
+    return tuple(sorted(float(v) for v in value))
+
+
+def _channel(probs: _Problems, entry: Mapping, path: KeyPath, cls: type, name: Any,
+             raw_params: Mapping, shared: Mapping) -> ChannelConfig | None:
+    from risk_actors.messages import ALERT_KINDS, SEVERITIES
+    ok = True
+    if not isinstance(name, str) or not name.strip():
+        probs.add(path + ("name",), "must be a non-empty string", name)
+        ok = False
+    severity = _get(probs, shared, "min_severity", path,
+                    lambda v: None if v in SEVERITIES else
+                    f"must be one of {', '.join(SEVERITIES)}", "info")
+    kinds = shared.get("kinds")
+    if kinds is not None:
+        if not isinstance(kinds, list) or not kinds or any(k not in ALERT_KINDS for k in kinds):
+            bad = [k for k in kinds if k not in ALERT_KINDS] if isinstance(kinds, list) else []
+            probs.add(path + ("kinds",), "must be a non-empty list of alert kinds: "
+                      + ", ".join(ALERT_KINDS), bad or kinds)
+            ok = False
+        else:
+            kinds = tuple(dict.fromkeys(kinds))
+    per_minute = _get(probs, shared, "max_per_minute", path, _is_int(0, 10_000), 20)
+    retries = _get(probs, shared, "retries", path, _is_int(0, 20), 3)
+    params = {k: ([v] if k in ("urls", "events") and isinstance(v, str) else v)
+              for k, v in raw_params.items()}
+    try:
+        structured = _CONVERTER.structure(params, cls.Params)
+    except Exception as exc:  # noqa: BLE001  (plugin validators may raise anything)
+        for sub, message, value in _cattrs_problems(exc, params,
+                                                    fields=_field_names(cls.Params)):
+            if sub and sub[0] in _URL_PARAMS and value is not _MISSING:
+                from risk_actors.notify.channels import host_of, scheme_of
+                value = host_of(value) if sub[0] == "url" else (
+                    [scheme_of(u) for u in value] if isinstance(value, list) else scheme_of(value))
+            probs.add(path + sub, message, value)
+        return None
+    if not ok or None in (severity, per_minute, retries):
+        return None
+    return ChannelConfig(name=name.strip(), type=cls.name, params=structured,
+                         min_severity=severity, kinds=kinds, max_per_minute=per_minute,
+                         retries=retries)
+
+
+def _notifications(probs: _Problems, node: Any) -> NotificationsConfig | None:
+    if node is None:
+        return NotificationsConfig()
+    path = ("notifications",)
+    if _mapping(probs, node, path, NOTIFICATION_KEYS) is None:
+        return None
+    default = NotificationsConfig()
+    fractions = _fractions(probs, node, path)
+    disconnect = _get(probs, node, "disconnect_alert_seconds", path, _is_number_positive,
+                      default.disconnect_alert_seconds)
+    dedup = _get(probs, node, "dedup_seconds", path, _is_number_nonneg, default.dedup_seconds)
+    channels: list[ChannelConfig] = []
+    ok = True
+    lists = {}
+    for key in ("channels", "webhooks"):
+        value = node.get(key) or []
+        if not isinstance(value, list):
+            probs.add(path + (key,), "must be a list of entries (- name: ...)", value)
+            ok = False
+            value = []
+        lists[key] = value
+    plugins: Mapping[str, type] = {}
+    if lists["channels"] or lists["webhooks"]:
+        from risk_actors.notify.plugins import discover_channels
+        plugins, _ = discover_channels()
+    for i, entry in enumerate(lists["channels"]):
+        p = path + ("channels", i)
+        kind = entry.get("type") if isinstance(entry, Mapping) else None
+        cls = plugins.get(kind) if isinstance(kind, str) else None
+        if not isinstance(entry, Mapping):
+            probs.add(p, "must be a mapping (name, type, ...)", entry)
+        elif "type" not in entry:
+            probs.add(p + ("type",), "required key missing; installed channel types: "
+                      + ", ".join(plugins))
+        elif cls is None:
+            probs.add(p + ("type",), f"unknown channel type{_hint(kind, plugins)}; installed: "
+                      + ", ".join(plugins), kind)
+        elif _mapping(probs, entry, p, CHANNEL_KEYS + tuple(_field_names(cls.Params))) \
+                is not None:
+            fields = _field_names(cls.Params)
+            raw = {k: v for k, v in entry.items() if k in fields}  # unknown ones: reported
+            made = _channel(probs, entry, p, cls, entry.get("name", f"{kind}-{i + 1}"), raw,
+                            entry)
+            if made is not None:
+                channels.append(made)
+                continue
+        ok = False
+    for i, entry in enumerate(lists["webhooks"]):
+        p = path + ("webhooks", i)
+        if _mapping(probs, entry, p, WEBHOOK_KEYS, ("url", "secret")) is None \
+                or "url" not in entry or "secret" not in entry:
+            ok = False
+            continue
+        raw = {k: v for k, v in entry.items() if k in ("url", "secret", "events",
+                                                       "timeout_seconds")}
+        made = _channel(probs, entry, p, plugins["webhook"], entry.get("name", f"webhook-{i + 1}"),
+                        raw, entry)
+        if made is None:
+            ok = False
+        else:
+            channels.append(made)
+    seen: dict[str, int] = {}
+    for c in channels:
+        seen[c.name] = seen.get(c.name, 0) + 1
+    for dup in (n for n, count in seen.items() if count > 1):
+        probs.add(path, f"channel name {dup!r} is used {seen[dup]} times (names must be unique)")
+        ok = False
+    if not ok or None in (fractions, disconnect, dedup):
+        return None
+    return NotificationsConfig(warning_fractions=fractions,
+                               disconnect_alert_seconds=float(disconnect),
+                               dedup_seconds=float(dedup), channels=tuple(channels))
+
+
+def _watchdog(probs: _Problems, node: Any) -> WatchdogConfig | None:
+    if node is None:
+        return WatchdogConfig()
+    path = ("watchdog",)
+    if _mapping(probs, node, path, WATCHDOG_KEYS) is None:
+        return None
+    default = WatchdogConfig()
+    systemd = _get(probs, node, "systemd", path, _is_bool, default.systemd)
+
+    def url_check(v: Any) -> str | None:
+        if v is None:
+            return None
+        parts = urlsplit(v.strip()) if isinstance(v, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            return "must be an http(s):// URL or null"
+        return None
+    url = _get(probs, node, "heartbeat_url", path, url_check, None, shown=_url_shown)
+    seconds = _get(probs, node, "heartbeat_seconds", path, _is_number_positive,
+                   default.heartbeat_seconds)
+    bad_url = node.get("heartbeat_url") is not None and url is None
+    if None in (systemd, seconds) or bad_url:
+        return None
+    if seconds < 5:
+        probs.add(path + ("heartbeat_seconds",), "must be >= 5", seconds)
+        return None
+    return WatchdogConfig(systemd=systemd, heartbeat_url=url.strip() if url else None,
+                          heartbeat_seconds=float(seconds))
+
+
+# ---------------------------------------------------------------------------------------------
+# components
+def _components(probs: _Problems, node: Any) -> tuple[ComponentConfig, ...] | None:
+    """``components:``: one entry per installed component (``riskd.components``); a component
+    not listed runs only if it is on by default (analytics). Unknown names and keys are errors."""
+    from risk_actors.components import COMMON_KEYS, discover
+    installed, _ = discover()
+    path = ("components",)
+    if node is None:
+        node = {}
+    if not isinstance(node, Mapping):
+        probs.add(path, "must be a mapping of component name -> settings", node)
+        return None
+    ok = True
+    for name in node:
+        if name not in installed:
+            probs.add(path + (name,), f"unknown component {name!r}{_hint(name, installed)}; "
+                      f"installed: {', '.join(installed) or 'none'}")
+            ok = False
+    out = []
+    for name, cls in installed.items():
+        if name not in node:
+            if cls.default_enabled:
+                out.append(ComponentConfig(name, True, True, cls.Params()))
+            continue
+        p = path + (name,)
+        entry = node[name] if node[name] is not None else {}
+        fields = _field_names(cls.Params)
+        if _mapping(probs, entry, p, COMMON_KEYS + tuple(fields)) is None:
+            ok = False
+            continue
+        enabled = _get(probs, entry, "enabled", p, _is_bool, True)
+        report = _get(probs, entry, "daily_report", p, _is_bool, True)
+        raw = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
+        try:
+            params = _CONVERTER.structure(raw, cls.Params)
+        except Exception as exc:  # noqa: BLE001  (plugin validators may raise anything)
+            for sub, message, value in _cattrs_problems(exc, raw, fields=fields):
+                probs.add(p + sub, message, value)
+            ok = False
+            continue
+        if None in (enabled, report):
+            ok = False
+            continue
+        out.append(ComponentConfig(name, enabled, report, params))
+    return tuple(out) if ok else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -770,6 +1005,9 @@ def parse_config(doc: Any, registry: Registry, source: str | os.PathLike, *,
         if "accounts" in data else None
     timers = _timers(probs, data.get("timers"))
     daemon = _daemon(probs, data.get("daemon"), base)
+    notifications = _notifications(probs, data.get("notifications"))
+    watchdog = _watchdog(probs, data.get("watchdog"))
+    components = _components(probs, data.get("components"))
     legacy = data.get(LEGACY_KEY) or {}
     if not isinstance(legacy, Mapping):
         probs.add((LEGACY_KEY,), "must be a mapping (written by the 1.0 migration)", legacy)
@@ -780,8 +1018,10 @@ def parse_config(doc: Any, registry: Registry, source: str | os.PathLike, *,
     if probs:
         raise ConfigError(str(source), probs.items)
     assert broker and accounts is not None and timers and daemon  # guaranteed when no problems
+    assert notifications is not None and watchdog is not None
     return Config(version=int(CURRENT_VERSION), source=source, broker=broker, accounts=accounts,
                   rules=rules, timers=timers, daemon=daemon, legacy_1_0=legacy,
+                  notifications=notifications, watchdog=watchdog, components=components or (),
                   migrated_from=migrated_from, warnings=tuple(warn))
 
 

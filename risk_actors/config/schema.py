@@ -157,11 +157,67 @@ class DaemonConfig:
     state_dir: Path = Path("var")
     rule_timeout_ms: int = 100
     symbol_aliases: Mapping[str, str] = attrs.field(factory=dict)
+    # Where rules run (docs/performance.md has the figures behind the default): "actor" = one
+    # process per rule (isolated: a hang or crash is contained); "inline" = inside the account's
+    # process (no fan-out round trip); "auto" = inline for the rules shipped with riskd (pure,
+    # tested) and actors for third-party plugins.
+    rule_placement: str = "auto"
+    # Most one quote per contract per this many ms reaches the account (latest wins); 0 = all.
+    quote_interval_ms: int = 20
 
     def aliases(self) -> dict[str, str]:
         """The alias table to use: :data:`risk_actors.symbols.DEFAULT_ALIASES` plus the configured
         ones (which win)."""
         return {**DEFAULT_ALIASES, **self.symbol_aliases}
+
+
+@attrs.frozen
+class ChannelConfig:
+    """One notification channel: ``name`` (for logs), ``type`` (a ``riskd.notifiers`` plugin),
+    filters (``min_severity``, ``kinds``: None = all), ``max_per_minute`` (0 = unlimited),
+    delivery ``retries``, and ``params``: the plugin's validated ``Params`` (may hold secrets,
+    so never shown)."""
+
+    name: str
+    type: str
+    params: Any = attrs.field(repr=_redact)
+    min_severity: str = "info"
+    kinds: tuple[str, ...] | None = None
+    max_per_minute: int = 20
+    retries: int = 3
+
+
+@attrs.frozen
+class NotificationsConfig:
+    """The ``notifications`` section; ``webhooks`` entries are in ``channels`` as ``type:
+    webhook`` channels named ``webhook-1``, ``webhook-2``, ..."""
+
+    warning_fractions: tuple[float, ...] = (0.75, 0.9)
+    disconnect_alert_seconds: float = 30.0
+    dedup_seconds: float = 60.0
+    channels: tuple[ChannelConfig, ...] = ()
+
+
+@attrs.frozen
+class WatchdogConfig:
+    """The ``watchdog`` section: systemd notifications and an optional heartbeat URL (a secret:
+    push URLs embed their token)."""
+
+    systemd: bool = True
+    heartbeat_url: str | None = attrs.field(default=None, repr=_redact)
+    heartbeat_seconds: float = 60.0
+
+
+@attrs.frozen
+class ComponentConfig:
+    """One component under ``components:``: the plugin ``name`` (a ``riskd.components`` entry
+    point), on/off, whether its ``daily_report`` goes to the notification channels, and
+    ``params``, an instance of the plugin's ``Params``."""
+
+    name: str
+    enabled: bool = True
+    daily_report: bool = True
+    params: Any = None
 
 
 @attrs.frozen
@@ -182,6 +238,10 @@ class Config:
     rules: tuple[RuleConfig, ...]
     timers: TimersConfig = attrs.field(factory=TimersConfig)
     daemon: DaemonConfig = attrs.field(factory=DaemonConfig)
+    notifications: NotificationsConfig = attrs.field(factory=NotificationsConfig)
+    watchdog: WatchdogConfig = attrs.field(factory=WatchdogConfig)
+    # Every installed component the config enables (explicitly, or by default: analytics).
+    components: tuple[ComponentConfig, ...] = ()
     legacy_1_0: Mapping[str, Any] = attrs.field(factory=dict)
     migrated_from: str | None = None
     warnings: tuple[str, ...] = attrs.field(default=(), eq=False)

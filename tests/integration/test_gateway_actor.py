@@ -91,6 +91,10 @@ class Recorder(ActorTypeDispatcher):
             detail = ev.connected
         self.records.append(Record(msg.seq, type(ev).__name__, latency, detail))
 
+    def receiveMsg_InboundBatch(self, msg: m.InboundBatch, sender: Any) -> None:
+        for item in msg.items:
+            self.receiveMsg_Inbound(item, sender)
+
     def receiveMsg_Pid(self, msg: Pid, sender: Any) -> None:
         self.send(sender, os.getpid())
 
