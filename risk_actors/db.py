@@ -75,6 +75,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -93,6 +94,14 @@ AUDIT_KINDS = frozenset({"verdict", "lock", "enforcement", "broker_call", "rule_
 GENESIS_HASH = "0" * 64
 DEFAULT_SNAPSHOT_EVERY = 200
 DEFAULT_BUSY_TIMEOUT = 5.0
+# Writes on the event path (record, snapshot, audit) wait at most WRITE_WAIT for the lock: every
+# riskd transaction holds it for milliseconds, so a longer wait means the file is stuck (a
+# backup or an admin's sqlite3 shell holding a lock), and an AccountActor blocked in SQLite
+# enforces nothing (issue 6: a locked file stalled each journal write 5 s, one fill ~30 s). After
+# a failed write the connection fails fast (no wait) for FAIL_FAST_SECONDS, and the next write
+# that succeeds for an account also stores its snapshot, covering the changes that were lost.
+WRITE_WAIT = 0.5
+FAIL_FAST_SECONDS = 5.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,6 +344,12 @@ class Database:
         self._since_snapshot: dict[int, int] = {}
         self._lock = threading.Lock()  # cheap guard should a caller share us across threads
         self.readonly = readonly
+        self.busy_timeout = busy_timeout
+        self.write_wait = min(busy_timeout, WRITE_WAIT)
+        self._busy_ms = int(busy_timeout * 1000)
+        self._fail_fast_until = 0.0
+        self._failing: str | None = None     # the error of the last failed write, until one works
+        self._unsaved: set[int] = set()      # accounts with a change lost by a failed record()
         # isolation_level=None: no implicit BEGIN from the sqlite3 module; we issue our own.
         if readonly:
             uri = f"{Path(self.path).absolute().as_uri()}?mode=ro"
@@ -365,18 +380,50 @@ class Database:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    def _set_busy(self, seconds: float) -> None:
+        ms = int(seconds * 1000)
+        if ms != self._busy_ms:
+            self._conn.execute(f"PRAGMA busy_timeout = {ms}")
+            self._busy_ms = ms
+
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction; the write lock is taken at BEGIN (see module doc)."""
+    def _write(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
+        """One short write transaction; the write lock is taken at BEGIN (see module doc).
+
+        ``wait``: how long to wait for the lock (default ``write_wait``, or none at all during
+        the fail-fast window after a failed write; see WRITE_WAIT).
+        """
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            if wait is None:
+                wait = 0.0 if time.monotonic() < self._fail_fast_until else self.write_wait
+            self._set_busy(wait)
             try:
-                yield self._conn
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:
+                        try:
+                            self._conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            pass
+                    raise
+            except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+                raise  # a bug or a constraint, not the file
+            except sqlite3.Error as exc:  # locked, read-only, I/O error, disk full, malformed
+                self._fail_fast_until = time.monotonic() + FAIL_FAST_SECONDS
+                if self._failing is None:
+                    logger.error("db {}: write failed ({}); writes fail fast for {:.0f} s at a "
+                                 "time until the file is writable again", self.path, exc,
+                                 FAIL_FAST_SECONDS)
+                self._failing = str(exc)
                 raise
+            if self._failing is not None:
+                logger.warning("db {}: writable again (last error: {})", self.path,
+                               self._failing)
+                self._failing = None
+                self._fail_fast_until = 0.0
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -400,7 +447,7 @@ class Database:
 
     def _open_schema(self, migrate: bool, now: datetime | None) -> int:
         latest = len(self.migrations)
-        with (self._read() if self.readonly else self._write()):
+        with (self._read() if self.readonly else self._write(self.busy_timeout)):
             current = self._current_version()
             if current > latest:
                 raise SchemaTooNew(
@@ -432,21 +479,40 @@ class Database:
         Every ``snapshot_every`` records of the account, ``state_after`` becomes the snapshot
         and the journal it covers is pruned. Returns the journal row id.
         """
-        change_text = json.dumps(st.change_to_dict(change), separators=(",", ":"),
-                                 default=_json_default)
-        at_text = iso(at)
+        return self.record_batch(account_id, [(seq, change, state_after, at)])
+
+    def record_batch(self, account_id: int,
+                     entries: list[tuple[int, st.Change, st.AccountState, datetime]]) -> int:
+        """Journal several ``(seq, change, state_after, at)`` in order, in one transaction.
+
+        A fill is several changes (order, trade, order, position, account): one commit for all
+        of them takes the shared write lock once instead of five times. Returns the last
+        journal row id (0 for no entries).
+        """
+        if not entries:
+            return 0
+        rows = [(seq, json.dumps(st.change_to_dict(change), separators=(",", ":"),
+                                 default=_json_default), iso(at), state_after)
+                for seq, change, state_after, at in entries]
+        journal_id = 0
         try:
             with self._write() as conn:
-                cur = conn.execute("INSERT INTO journal (account_id, seq, at, change) "
-                                   "VALUES (?, ?, ?, ?)", (account_id, seq, at_text, change_text))
-                journal_id = cur.lastrowid
+                for seq, change_text, at_text, state_after in rows:
+                    cur = conn.execute("INSERT INTO journal (account_id, seq, at, change) "
+                                       "VALUES (?, ?, ?, ?)",
+                                       (account_id, seq, at_text, change_text))
+                    journal_id = cur.lastrowid
+                seq, _, at_text, state_after = rows[-1]
                 conn.execute(
                     "INSERT INTO accounts (account_id, name, last_seq, last_at) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (account_id) DO UPDATE SET "
                     "name = excluded.name, last_seq = MAX(last_seq, excluded.last_seq), "
                     "last_at = excluded.last_at", (account_id, state_after.name, seq, at_text))
                 self._sync_derived(conn, account_id, state_after, at_text)
-                since = self._rows_since_snapshot(conn, account_id)
+                cached = account_id in self._since_snapshot
+                # (a count from the file already includes the rows just inserted)
+                since = self._rows_since_snapshot(conn, account_id) + (
+                    len(rows) - 1 if cached else 0)
                 if since >= self.snapshot_every:
                     self._write_snapshot(conn, account_id, seq, state_after, at_text, journal_id)
                     since = 0
@@ -549,6 +615,7 @@ class Database:
         except BaseException:
             self._since_snapshot.pop(account_id, None)
             raise
+        self._unsaved.discard(account_id)
         self._since_snapshot[account_id] = 0
 
     def _write_snapshot(self, conn: sqlite3.Connection, account_id: int, seq: int,
@@ -762,3 +829,189 @@ class Database:
                                 "ORDER BY day_start DESC LIMIT ?", (account_id, limit)).fetchall()
         return [DailyPnlRow(r[0], parse_iso(r[1]) if r[1] else None, r[2], r[3], r[4], r[5],
                             parse_iso(r[6])) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# a corrupt file at start-up (issue 6)
+#
+# The state file holds the locks, so both simple answers are bad for a trader: refusing to start
+# leaves the account with no enforcement at all, and silently starting empty forgets the locks.
+# What riskd does instead (``open_checked``, called by the Supervisor at boot):
+#   1. check the file (SQLite header, ``PRAGMA quick_check``; a 0-byte file counts as truncated,
+#      since riskd never leaves one behind);
+#   2. move it (and its -wal/-shm) aside as ``riskd.sqlite.corrupt-<UTC time>`` for forensics;
+#   3. create a fresh file and salvage what the old one still yields per account (``load`` on a
+#      scratch copy: locks, the day's trades, last reset; positions come from the broker anyway),
+#      written as each account's snapshot;
+#   4. record it: a ``daemon`` audit row and a ``db_recovered`` meta entry that the Supervisor
+#      shows in ``riskd status`` (daemon detail) and alerts as critical.
+# Then the accounts start as after any restart: REST reconciliation rebuilds positions, orders and
+# the day's trades/P&L from the broker, and rules re-derive what follows from them (a daily-loss
+# lock re-fires when the broker's P&L is past the limit). Only what exists nowhere but in the lost
+# pages (e.g. a cooldown or an admin lock) can be lost, and the critical alert says so.
+# Errors that are not corruption (permissions, a locked file, a newer schema) are raised as before.
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+RECOVERY_META_KEY = "db_recovered"
+RECOVERY_SHOWN_SECONDS = 24 * 3600.0
+
+
+@attrs.frozen
+class Recovery:
+    """What ``open_checked`` did with a corrupt file."""
+
+    reason: str
+    moved_to: str
+    at: datetime
+    salvaged: tuple[int, ...] = ()
+    salvage_errors: tuple[str, ...] = ()
+
+    def notice(self) -> str:
+        kept = (f"state salvaged for account(s) {', '.join(map(str, self.salvaged))}"
+                if self.salvaged else "nothing salvaged: locks not derivable from the broker "
+                                      "may be lost")
+        return (f"CRITICAL: state database was corrupt at start-up ({self.reason}); moved to "
+                f"{self.moved_to}; started fresh at {iso(self.at)}, {kept}; positions and the "
+                "day's trades re-read from the broker")
+
+
+def check_file(path: str | Path) -> str | None:
+    """Why ``path`` is not a usable SQLite database, or None (usable, or absent).
+
+    Only corruption is reported; a file that cannot be opened for another reason (permissions,
+    locked) raises ``sqlite3.OperationalError`` so the caller does not mistake it for garbage.
+    """
+    p = Path(path)
+    if not p.exists():
+        return None
+    size = p.stat().st_size
+    if size == 0:
+        return "empty file (0 bytes): truncated"
+    with open(p, "rb") as fh:
+        head = fh.read(100)
+    if len(head) < 100 or not head.startswith(SQLITE_MAGIC):
+        return f"not an SQLite file (bad header, {size} bytes)"
+    # Checked on a scratch copy (with its -wal): even a read-only open of a WAL file writes to
+    # it (-shm, checkpoint at close), and a corrupt file must stay as found, for forensics.
+    import shutil
+    import tempfile
+    scratch = Path(tempfile.mkdtemp(prefix="riskd-check-", dir=str(p.parent)))
+    try:
+        copy = scratch / p.name
+        shutil.copyfile(p, copy)
+        if Path(str(p) + "-wal").exists():
+            shutil.copyfile(Path(str(p) + "-wal"), Path(str(copy) + "-wal"))
+        conn = sqlite3.connect(str(copy), timeout=5.0, isolation_level=None)
+        try:
+            rows = conn.execute("PRAGMA quick_check").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "malformed" in str(exc) or "not a database" in str(exc):
+                return f"{exc}"
+            raise
+        except sqlite3.DatabaseError as exc:  # "database disk image is malformed" ...
+            return f"{exc}"
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    if rows != [("ok",)]:
+        return "quick_check: " + "; ".join(str(r[0]) for r in rows[:3])
+    return None
+
+
+def _move_aside(path: Path, now: datetime) -> Path:
+    stamp = now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        src = Path(str(path) + suffix)
+        if src.exists():
+            src.replace(Path(str(target) + suffix))
+    return target
+
+
+def _salvage(bad: Path, into: "Database", now: datetime) -> tuple[list[int], list[str]]:
+    """Per-account state still readable from the corrupt copy ``bad``, as snapshots in ``into``.
+    Works on a scratch copy so the forensics file stays byte-for-byte as found."""
+    import shutil
+    import tempfile
+    saved: list[int] = []
+    errors: list[str] = []
+    scratch = Path(tempfile.mkdtemp(prefix="riskd-salvage-", dir=str(bad.parent)))
+    try:
+        copy = scratch / "salvage.sqlite"
+        shutil.copyfile(bad, copy)
+        for suffix in ("-wal",):
+            if Path(str(bad) + suffix).exists():
+                shutil.copyfile(Path(str(bad) + suffix), Path(str(copy) + suffix))
+        conn = sqlite3.connect(str(copy), timeout=1.0, isolation_level=None)
+        try:
+            ids = set()
+            for table in ("accounts", "snapshots", "lockouts"):
+                try:
+                    ids.update(r[0] for r in conn.execute(f"SELECT DISTINCT account_id FROM {table}"))
+                except sqlite3.DatabaseError as exc:
+                    errors.append(f"{table}: {exc}")
+        finally:
+            conn.close()
+        old = Database.__new__(Database)  # no schema checks/migrations on the broken copy
+        old.path, old.readonly, old._lock = str(copy), True, threading.Lock()
+        old._derived, old._since_snapshot = {}, {}
+        old._conn = sqlite3.connect(str(copy), timeout=1.0, isolation_level=None)
+        try:
+            for aid in sorted(i for i in ids if isinstance(i, int)):
+                try:
+                    state, seq = old.load(aid)
+                except Exception as exc:  # noqa: BLE001
+                    try:  # the snapshot/journal pages are gone: the derived tables may remain
+                        with old._read() as c:
+                            state, seq = old._state_from_tables(c, aid), 0
+                    except Exception as exc2:  # noqa: BLE001
+                        errors.append(f"account {aid}: {exc}; tables: {exc2}")
+                        continue
+                if state is None:
+                    continue
+                into.snapshot(aid, seq, state, now)
+                saved.append(aid)
+        finally:
+            old._conn.close()
+    except Exception as exc:  # noqa: BLE001 - salvage is best effort, never fatal
+        errors.append(f"salvage: {type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return saved, errors
+
+
+def open_checked(path: str | Path, now: datetime, **kw: Any) -> tuple["Database", Recovery | None]:
+    """Open (and migrate) the state file; a corrupt one is moved aside, salvaged and recorded
+    (see the comment above). Returns the open database and the recovery done, if any."""
+    p = Path(path)
+    reason = check_file(p)
+    if reason is None:
+        return Database(p, migrate=True, now=now, **kw), None
+    moved = _move_aside(p, now)
+    logger.critical("db {}: corrupt ({}); moved to {}; starting with a fresh file", p, reason,
+                    moved)
+    db = Database(p, migrate=True, now=now, **kw)
+    saved, errors = _salvage(moved, db, now)
+    rec = Recovery(reason, str(moved), now, tuple(saved), tuple(errors))
+    db.audit("daemon", None, None, {"event": "corrupt_state_file_recovered", "reason": reason,
+                                    "moved_to": str(moved), "salvaged_accounts": saved,
+                                    "salvage_errors": errors[:10]}, now)
+    db.meta_set(RECOVERY_META_KEY, {"reason": reason, "moved_to": str(moved), "at": iso(now),
+                                    "salvaged": saved, "salvage_errors": errors[:10]})
+    return db, rec
+
+
+def recent_recovery(db: "Database", now: datetime) -> Recovery | None:
+    """The recovery recorded in ``db`` within the last day (shown in status after a restart)."""
+    try:
+        doc = db.meta_get(RECOVERY_META_KEY)
+    except Exception:  # noqa: BLE001
+        return None
+    if not isinstance(doc, dict) or not doc.get("at"):
+        return None
+    at = parse_iso(doc["at"])
+    if at is None or (now - at).total_seconds() > RECOVERY_SHOWN_SECONDS:
+        return None
+    return Recovery(str(doc.get("reason")), str(doc.get("moved_to")), at,
+                    tuple(doc.get("salvaged") or ()), tuple(doc.get("salvage_errors") or ()))

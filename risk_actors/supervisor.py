@@ -36,6 +36,14 @@ def config_summary(config) -> dict:
     return out
 
 
+def placement_of(cls: type, setting: str) -> str:
+    """Where a rule class runs: ``inline`` or ``actor`` (``daemon.rule_placement``; ``auto``
+    runs the rules shipped with riskd inline and third-party plugins in their own actor)."""
+    if setting != "auto":
+        return setting
+    return "inline" if cls.__module__.split(".")[0] == "rules" else "actor"
+
+
 @attrs.frozen
 class Boot:
     """Daemon -> Supervisor: load this config and start watching its accounts."""
@@ -60,6 +68,7 @@ class Supervisor(ActorTypeDispatcher):
         self.config = None
         self.registry: dict = {}
         self.notifier = None
+        self.components = None   # the ComponentHost (analytics and other components)
         # thespian addresses are unhashable: key by their string form, keep the address beside.
         # By account id. thespian addresses are unhashable, and their str() differs between the
         # address createActor returns and the one ChildActorExited carries: match with ==.
@@ -96,14 +105,25 @@ class Supervisor(ActorTypeDispatcher):
         self.started_at = datetime.now(timezone.utc)
         self.watch = ParentWatch("supervisor")
         self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
-        from risk_actors.db import Database
-        Database(self.db_path(), migrate=True).close()  # create / migrate before anyone writes
+        # Create / migrate before anyone writes; a corrupt file is moved aside, salvaged and
+        # recorded (risk_actors.db.open_checked), and shown in status + alerted for a day.
+        from risk_actors.db import open_checked, recent_recovery
+        db, recovery = open_checked(self.db_path(), self.started_at)
+        self.db_notice = recovery or recent_recovery(db, self.started_at)
+        db.close()
         self.notifier = self.createActor("risk_actors.notifier.NotifierActor")
+        self._init_notifier()
+        if self.db_notice is not None:
+            logger.critical("{}", self.db_notice.notice())
+            self.send(self.notifier, m.Notify("store", "critical", None, None,
+                                              self.db_notice.notice(), self.started_at))
+        self._start_components()
         for acc in config.accounts:
             if acc.enabled and acc.id is not None:
                 self._start_account(self._account_init(acc))
         names = ", ".join(a.label for a in config.accounts if a.enabled)
         logger.info("riskd booted: config {} accounts {}", config.source, names or "none")
+        self._alert("daemon_start", "info", f"riskd started, watching {names or 'no account'}")
         self.send(sender, m.AdminReply(True, f"watching {names or 'no account'}",
                                        data={"warnings": list(config.warnings)}))
 
@@ -116,11 +136,14 @@ class Supervisor(ActorTypeDispatcher):
         broker = self.config.broker.settings()
         if self.boot.sim_url:
             broker = sim_broker(broker, self.boot.sim_url)
-        specs = tuple(RuleSpec(r.name, rule_path(self.registry[r.name]), r.mode, r.params)
+        placement = getattr(self.config.daemon, "rule_placement", "auto")
+        specs = tuple(RuleSpec(r.name, rule_path(self.registry[r.name]), r.mode, r.params,
+                               placement_of(self.registry[r.name], placement))
                       for r in self.config.rules_for(acc.id, acc.name))
         reset = self.config.timers.daily_reset
         return AccountInit(acc.id, acc.name or str(acc.id), broker, specs, self.db_path(),
                            reset.time, reset.timezone, self.config.daemon.rule_timeout_ms,
+                           quote_interval_ms=self.config.daemon.quote_interval_ms,
                            **self._alert_settings())
 
     def _alert_settings(self) -> dict:
@@ -136,7 +159,16 @@ class Supervisor(ActorTypeDispatcher):
         self.send(address, init)
 
     # ---- supervision -------------------------------------------------------------------------
+    def receiveMsg_ComponentFeedBatch(self, msg: m.ComponentFeedBatch, sender) -> None:
+        # Accounts batch their feed so it never delays enforcement; the host takes items.
+        handler = getattr(self, "receiveMsg_ComponentFeed", None)
+        if handler is not None:
+            for feed in msg.feeds:
+                handler(feed, sender)
+
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender) -> None:
+        if getattr(self, "stopping", False):
+            return  # the children leave because we do: restarting them would undo the stop
         key = next((aid for aid, (address, _) in self.accounts.items()
                     if address == msg.childAddress), None)
         _, init = self.accounts.pop(key, (None, None)) if key is not None else (None, None)
@@ -146,6 +178,37 @@ class Supervisor(ActorTypeDispatcher):
             self._start_account(init)
         elif msg.childAddress == self.notifier:
             self.notifier = self.createActor("risk_actors.notifier.NotifierActor")
+            self._init_notifier()
+        elif self.components is not None and msg.childAddress == self.components:
+            logger.error("component host exited; restarting it (items in flight are lost)")
+            self._start_components()
+
+    # ---- components --------------------------------------------------------------------------
+    def _component_init(self):
+        from risk_actors.component_host import ComponentHostInit, ComponentSpec
+        from risk_actors.components import ComponentContext, component_path, discover
+        installed, _ = discover()
+        specs = tuple(ComponentSpec(c.name, component_path(installed[c.name]), c.params,
+                                    c.daily_report)
+                      for c in getattr(self.config, "components", ())
+                      if c.enabled and c.name in installed)
+        reset = self.config.timers.daily_reset
+        return ComponentHostInit(specs, ComponentContext(
+            self.db_path(), str(self.config.daemon.state_dir), reset.time, reset.timezone,
+            dict(self.config.daemon.aliases())))
+
+    def _start_components(self) -> None:
+        self.components = self.createActor("risk_actors.component_host.ComponentHostActor")
+        self.send(self.components, self._component_init())
+
+    def receiveMsg_ComponentFeed(self, msg: m.ComponentFeed, sender) -> None:
+        # Fire-and-forget, off the enforcement path: the accounts never wait for components.
+        if self.components is not None:
+            self.send(self.components, msg)
+
+    def receiveMsg_ComponentHostReady(self, msg, sender) -> None:
+        for name, why in msg.failed:
+            logger.error("component {} is not running: {}", name, why)
 
     # ---- status and admin --------------------------------------------------------------------
     def receiveMsg_AccountStatus(self, msg: m.AccountStatus, sender) -> None:
@@ -157,8 +220,10 @@ class Supervisor(ActorTypeDispatcher):
             return
         rows = tuple(s for a, s in sorted(self.status.items())
                      if msg.account_id is None or a == msg.account_id)
+        notice = getattr(self, "db_notice", None)
         self.send(sender, m.StatusReply(True, rows, self.started_at,
-                                        f"config {self.config.source}"))
+                                        f"config {self.config.source}"
+                                        + (f"; {notice.notice()}" if notice else "")))
 
     def receiveMsg_AdminRequest(self, msg: m.AdminRequest, sender) -> None:
         if msg.command == "ping":
@@ -294,6 +359,9 @@ class Supervisor(ActorTypeDispatcher):
         except Exception as exc:
             return m.AdminReply(False, f"reload refused, running config kept: {exc}")
         self.config = new
+        self._init_notifier()
+        if self.components is not None:
+            self.send(self.components, self._component_init())
         changed = 0
         for key, (address, init) in list(self.accounts.items()):
             if new.account(init.account_id) is None:
@@ -320,3 +388,26 @@ class Supervisor(ActorTypeDispatcher):
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
         logger.info("riskd supervisor stopping")
+        self.stopping = True
+        if self.boot is not None:
+            # Sent before thespian asks the children to exit (FIFO per pair): the notifier
+            # delivers it while flushing on its own ActorExitRequest.
+            self._alert("daemon_stop", "warning", "riskd is stopping: accounts are NOT watched "
+                                                  "until it runs again")
+
+    # ---- alerts ------------------------------------------------------------------------------
+    def receiveMsg_Notify(self, msg: m.Notify, sender) -> None:
+        # Forwarded to whatever notifier is current, so a restarted one keeps receiving.
+        if self.notifier is not None:
+            self.send(self.notifier, msg)
+        else:
+            logger.warning("ALERT (no notifier yet) {}: {}", msg.kind, msg.message)
+
+    def _init_notifier(self) -> None:
+        from risk_actors.notifier import NotifierInit
+        if self.notifier is not None and self.config is not None:
+            self.send(self.notifier, NotifierInit(self.config.notifications))
+
+    def _alert(self, kind: str, severity: str, message: str) -> None:
+        self.receiveMsg_Notify(m.Notify(kind=kind, severity=severity, account_id=None, rule=None,
+                                        message=message, at=datetime.now(timezone.utc)), None)
