@@ -138,7 +138,7 @@ class Supervisor(ActorTypeDispatcher):
             broker = sim_broker(broker, self.boot.sim_url)
         placement = getattr(self.config.daemon, "rule_placement", "auto")
         specs = tuple(RuleSpec(r.name, rule_path(self.registry[r.name]), r.mode, r.params,
-                               placement_of(self.registry[r.name], placement))
+                               r.placement or placement_of(self.registry[r.name], placement))
                       for r in self.config.rules_for(acc.id, acc.name))
         reset = self.config.timers.daily_reset
         return AccountInit(acc.id, acc.name or str(acc.id), broker, specs, self.db_path(),

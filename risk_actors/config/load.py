@@ -527,6 +527,12 @@ def _rule(probs: _Problems, name: Any, entry: Any, path: KeyPath, registry: Regi
     if mode not in MODES:
         probs.add(path + ("mode",), f"{who}must be one of {', '.join(MODES)}", mode)
         ok = False
+    placement = entry.get("placement")
+    if placement is not None and placement not in PLACEMENTS[1:]:
+        probs.add(path + ("placement",), f"{who}must be one of {', '.join(PLACEMENTS[1:])} "
+                                         "(leave it out to follow daemon.rule_placement)",
+                  placement)
+        ok = False
     raw_params = {k: v for k, v in entry.items() if k not in RULE_COMMON_KEYS}
     try:
         params = _CONVERTER.structure(raw_params, cls.Params)
@@ -534,7 +540,8 @@ def _rule(probs: _Problems, name: Any, entry: Any, path: KeyPath, registry: Regi
         for sub, message, value in _cattrs_problems(exc, raw_params):
             probs.add(path + sub, who + message, value)
         return None
-    return RuleConfig(name=name, enabled=enabled, mode=mode, params=params) if ok else None
+    return RuleConfig(name=name, enabled=enabled, mode=mode, params=params,
+                      placement=placement) if ok else None
 
 
 def _rules(probs: _Problems, node: Any,

@@ -26,7 +26,7 @@ __all__ = [
 
 MODES = ("enforce", "shadow")
 # Keys every rule entry accepts besides its plugin's Params (plugins must not reuse these names).
-RULE_COMMON_KEYS = ("enabled", "mode")
+RULE_COMMON_KEYS = ("enabled", "mode", "placement")
 
 
 def _redact(_value: object) -> str:
@@ -101,6 +101,7 @@ class RuleConfig:
     enabled: bool
     mode: str
     params: Any
+    placement: str | None = None  # actor | inline; None = daemon.rule_placement decides
 
 
 @attrs.frozen
