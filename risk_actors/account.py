@@ -24,6 +24,7 @@ from loguru import logger
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, ChildActorExited, WakeupMessage
 
 from risk_actors import messages as m
+from risk_actors import symbols
 from risk_actors.broker.settings import BrokerSettings
 from risk_actors.calendar import last_reset, next_reset
 from risk_actors.clock import SystemClock
@@ -71,6 +72,7 @@ class AccountInit:
     warning_fractions: tuple[float, ...] = (0.75, 0.9)  # early warnings at these shares of a limit
     disconnect_alert_seconds: float = 30.0  # broker link down longer than this: alert
     quote_interval_ms: int = 20  # the gateway forwards one quote per contract per this long
+    symbol_aliases: tuple[tuple[str, str], ...] = ()  # daemon.symbol_aliases (over defaults)
     connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
     gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
     clock: Any = None  # a Clock; None = system time (tests on simpleSystemBase drive a FakeClock)
@@ -150,6 +152,7 @@ class AccountActor(ActorTypeDispatcher):
     def receiveMsg_AccountInit(self, msg: AccountInit, sender) -> None:
         self.init, self.parent = msg, sender
         self.parent_watch = ParentWatch(f"account {msg.account_id}")
+        symbols.configure(dict(msg.symbol_aliases))
         if msg.clock is not None:
             self.clock = msg.clock
         now = self.clock.now()
@@ -229,7 +232,8 @@ class AccountActor(ActorTypeDispatcher):
         for key in [k for k in self.late if k[0] == slot.spec.name]:
             del self.late[key]  # the old process's answers will never come
         self.send(slot.address, RuleInit(self.init.account_id, slot.spec.name, slot.spec.path,
-                                         slot.spec.params, slot.spec.mode))
+                                         slot.spec.params, slot.spec.mode,
+                                         self.init.symbol_aliases))
 
     def receiveMsg_RuleReady(self, msg: RuleReady, sender) -> None:
         slot = self.rules.get(msg.rule_name)

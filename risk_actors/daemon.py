@@ -189,6 +189,101 @@ def ask(port: int, msg: Any, timeout: float = 10.0) -> Any:
     return reply
 
 
+WATCH_INTERVAL = 1.0      # s between the daemon's checks of the Supervisor
+WATCH_ASK_TIMEOUT = 5.0   # s the Supervisor has to answer a check
+WATCH_MISSES_ALERT = 3    # unanswered checks in a row before a critical log line
+
+
+class SupervisorWatch:
+    """The daemon process watching the Supervisor, which has no parent actor (issue 6).
+
+    Every WATCH_INTERVAL it asks the Supervisor for its status. A SIGKILLed Supervisor is
+    replaced by thespian with a fresh, unbooted one at the next lookup of the global name (its
+    children, orphaned, would exit on their own within ``orphan.CHECK_SECONDS``); the watch
+    notices the "not booted" answer, SIGKILLs the orphans of the old tree at once (so two trees
+    never watch one account: a second enforcement would double a partial close), and boots the
+    new Supervisor with the same config: accounts restore from SQLite and reconcile over REST.
+    A Supervisor that stops answering is logged as critical after WATCH_MISSES_ALERT checks;
+    the systemd watchdog (notify.watchdog) restarts a hung daemon.
+    """
+
+    def __init__(self, asys, boot, port: int, groups: list[int]) -> None:
+        self.asys, self.boot, self.port, self.groups = asys, boot, port, set(groups)
+        self.misses = 0
+        self.restarts = 0
+
+    def check(self) -> None:
+        from risk_actors import messages as m
+        try:
+            reply = self.asys.ask(supervisor(self.asys), m.StatusRequest(), WATCH_ASK_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - the watch must never end the daemon
+            logger.error("supervisor check failed: {}", exc)
+            reply = None
+        if reply is None:
+            self.misses += 1
+            if self.misses == WATCH_MISSES_ALERT:
+                logger.critical("the riskd Supervisor has not answered {} checks in a row",
+                                self.misses)
+            return
+        self.misses = 0
+        if getattr(reply, "ok", False) or "not booted" not in str(getattr(reply, "detail", "")):
+            return
+        self.restarts += 1
+        logger.critical("the riskd Supervisor died and was replaced by an unbooted one; "
+                        "removing the old tree and booting it again (restart {})", self.restarts)
+        for line in self.kill_orphans():
+            logger.warning(line)
+        try:
+            reply = self.asys.ask(supervisor(self.asys), self.boot, 30)
+        except Exception as exc:  # noqa: BLE001
+            reply = None
+            logger.error("supervisor re-boot failed: {}", exc)
+        if reply is None or not getattr(reply, "ok", False):
+            logger.critical("supervisor re-boot failed: {}; retrying at the next check",
+                            getattr(reply, "message", "no answer"))
+        else:
+            logger.warning("supervisor booted again: {}", reply.message)
+
+    def kill_orphans(self) -> list[str]:
+        """SIGKILL actor processes (our admin's process groups) that are no longer descendants
+        of the thespian admin: the remains of a tree whose Supervisor died."""
+        import psutil
+        ours = []
+        for proc in psutil.process_iter(["pid"]):
+            try:
+                if os.getpgid(proc.pid) in self.groups and proc.status() != psutil.STATUS_ZOMBIE:
+                    ours.append(proc)
+            except (ProcessLookupError, psutil.Error, OSError):
+                continue
+        # Roots to keep: this process and every process of ours listening on the admin port
+        # (the admin; thespian's logger inherits the socket): they and their descendants stay.
+        roots = [psutil.Process()]
+        for proc in ours:
+            try:
+                if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == self.port
+                       for c in proc.net_connections(kind="tcp")):
+                    roots.append(proc)
+            except psutil.Error:
+                continue
+        keep = set()
+        for root in roots:
+            try:
+                keep.add(root.pid)
+                keep.update(c.pid for c in root.children(recursive=True))
+            except psutil.Error:
+                continue
+        done = []
+        for proc in ours:
+            try:
+                if proc.pid in keep:
+                    continue
+                proc.kill()
+                done.append(f"killed orphaned actor process {proc.pid}")
+            except (ProcessLookupError, psutil.Error, OSError):
+                continue
+        return done
+
+
 def run_foreground(config_path: Path, sim_url: str | None, log_level: str = "INFO") -> int:
     """Run the daemon in this process until SIGTERM/SIGINT; returns the exit status."""
     from risk_actors import logs
@@ -226,15 +321,34 @@ def run_foreground(config_path: Path, sim_url: str | None, log_level: str = "INF
         pidfile(state_dir).write_text(json.dumps({"pid": os.getpid(), "pgid": pgid,
                                                   "actor_pgids": groups, "port": port,
                                                   "config": str(config_path)}))
-        reply = asys.ask(supervisor(asys), Boot(str(config_path), sim_url), 30)
+        boot = Boot(str(config_path), sim_url)
+        reply = asys.ask(supervisor(asys), boot, 30)
         if reply is None or not reply.ok:
             raise DaemonError(f"riskd failed to boot: {getattr(reply, 'message', 'no answer')}")
         logger.info("riskd running: {} (admin port {}, state {})", reply.message, port, state_dir)
         for warning in (reply.data or {}).get("warnings", []):
             logger.warning("config: {}", warning)
+        from risk_actors import messages as m
+        from risk_actors.notify.watchdog import Watchdog
+        watchdog = Watchdog(config.watchdog)
+        watchdog.ready(reply.message)
+        sup_watch = SupervisorWatch(asys, boot, port, groups)
+        next_watch = time.monotonic() + WATCH_INTERVAL
         while not stopping:
+            if watchdog.due():
+                # Ping only after the Supervisor answered: a hung daemon must go silent.
+                try:
+                    status = asys.ask(supervisor(asys), m.StatusRequest(), 5)
+                except Exception as exc:  # noqa: BLE001 - a failed probe is a missed ping
+                    logger.error("watchdog probe failed: {}", exc)
+                    status = None
+                watchdog.alive(bool(getattr(status, "ok", False)))
             time.sleep(0.2)
+            if not stopping and time.monotonic() >= next_watch:
+                sup_watch.check()  # a SIGKILLed Supervisor is booted again (issue 6)
+                next_watch = time.monotonic() + WATCH_INTERVAL
         logger.info("riskd stopping")
+        watchdog.stopping()
         return 0
     finally:
         try:

@@ -1,39 +1,77 @@
-"""Notifier: where alerts go. For now one channel, the log (and the audit trail).
+"""Notifier: where alerts go (log always; apprise, webhooks and other channel plugins).
 
-Identical alerts within a short window are merged so a flapping condition cannot flood the
-trader; the count of merged copies is reported when the window closes.
+Thin actor over :class:`risk_actors.notify.service.NotifierCore`: it receives ``Notify`` (from
+the Supervisor, which forwards what the accounts send) and ``NotifierInit`` (its config, at boot,
+on reload and after a restart), and wakes itself when a de-duplication window or a rate-limit
+window closes. Delivery happens in the channels' own threads, so no handler here ever waits for
+the network; only the final ``ActorExitRequest`` waits, briefly, so ``daemon_stop`` gets out.
 """
 
 from __future__ import annotations
 
-import time
+from datetime import timedelta
 
+import attrs
 from loguru import logger
-from thespian.actors import ActorTypeDispatcher
+from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
 
-DEDUP_SECONDS = 60.0
+from risk_actors import messages as m
+
+FLUSH_SECONDS = 5.0  # at shutdown, at most this long for the queued alerts to be delivered
+
+
+@attrs.frozen
+class NotifierInit:
+    """Supervisor -> Notifier: the ``notifications`` config section to use (sent at boot, on
+    every reload, and to a restarted notifier)."""
+
+    notifications: object
 
 
 class NotifierActor(ActorTypeDispatcher):
-    """Receives ``Notify`` messages from accounts and delivers them to the channels."""
+    """Receives ``Notify`` messages and delivers them to the configured channels."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.seen: dict[tuple, list] = {}   # (account, rule, severity, text) -> [first, count]
+        from risk_actors.notify.service import NotifierCore
+        self.core = NotifierCore()
+        self.wake_at: float | None = None
 
-    def receiveMsg_Notify(self, msg, sender) -> None:
-        key = (msg.account_id, msg.rule, msg.severity, msg.message)
-        now = time.monotonic()
-        entry = self.seen.get(key)
-        if entry is not None and now - entry[0] < DEDUP_SECONDS:
-            entry[1] += 1
+    def receiveMsg_NotifierInit(self, msg: NotifierInit, sender) -> None:
+        try:
+            self.core.configure(msg.notifications)
+        except Exception:  # noqa: BLE001  (keep the previous channels rather than none)
+            logger.exception("notification config could not be applied; keeping the old one")
+
+    def receiveMsg_Notify(self, msg: m.Notify, sender) -> None:
+        try:
+            self.core.handle(msg)
+        except Exception:  # noqa: BLE001  (an alert must never crash the notifier)
+            logger.exception("alert {} could not be routed", getattr(msg, "kind", "?"))
+        self._schedule()
+
+    def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender) -> None:
+        if msg.payload != ("notify-tick",):
             return
-        if entry is not None and entry[1] > 1:
-            logger.warning("ALERT (repeated {}x in {:.0f} s) account {} [{}]: {}", entry[1],
-                           DEDUP_SECONDS, msg.account_id, msg.rule, msg.message)
-        self.seen[key] = [now, 1]
-        level = {"critical": "CRITICAL", "error": "ERROR", "warning": "WARNING"}.get(
-            msg.severity, "INFO")
-        logger.log(level, "ALERT account {} [{}]: {}", msg.account_id, msg.rule, msg.message)
-        if len(self.seen) > 10_000:  # forget old keys so a long run cannot grow without bound
-            self.seen = {k: v for k, v in self.seen.items() if now - v[0] < DEDUP_SECONDS}
+        if self.wake_at is not None and self.core.clock() + 0.02 >= self.wake_at:
+            self.wake_at = None
+        try:
+            self.core.tick()
+        except Exception:  # noqa: BLE001
+            logger.exception("notifier tick failed")
+        self._schedule()
+
+    def _schedule(self) -> None:
+        # A new wake-up only when it is due before the one in flight: a storm of alerts must
+        # not become a storm of timers (an extra tick is harmless, it releases nothing).
+        delay = self.core.seconds_to_next()
+        if delay is None:
+            return
+        at = self.core.clock() + delay
+        if self.wake_at is not None and self.wake_at <= at + 0.05:
+            return
+        self.wake_at = at
+        self.wakeupAfter(timedelta(seconds=delay + 0.01), payload=("notify-tick",))
+
+    def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
+        self.core.shutdown(FLUSH_SECONDS)

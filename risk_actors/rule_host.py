@@ -14,6 +14,7 @@ import attrs
 from thespian.actors import ActorExitRequest, ActorTypeDispatcher, WakeupMessage
 
 from risk_actors import messages as m
+from risk_actors import symbols
 from risk_actors.orphan import CHECK_SECONDS, ParentWatch
 from risk_actors.pipeline import run_rule
 from risk_actors.plugins import load_rule
@@ -28,6 +29,7 @@ class RuleInit:
     rule_path: str
     params: Any
     mode: str = "enforce"
+    symbol_aliases: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
@@ -50,6 +52,7 @@ class RuleActor(ActorTypeDispatcher):
 
     def receiveMsg_RuleInit(self, msg: RuleInit, sender) -> None:
         self.init = msg
+        symbols.configure(dict(msg.symbol_aliases))
         self.watch = ParentWatch(f"rule {msg.rule_name} of account {msg.account_id}")
         self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
         try:

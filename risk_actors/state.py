@@ -20,7 +20,7 @@ import attrs
 import cattrs
 
 from risk_actors import messages as m
-from risk_actors.symbols import DEFAULT_ALIASES, root_of
+from risk_actors.symbols import root_of
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ class AccountState:
         """Daily realized P&L as the loss/profit rules count it (rules-spec section 8, fees)."""
         return round(self.realized_pnl - (self.fees_total if include_fees else 0.0), 2)
 
-    def root(self, contract_id: str, aliases: Mapping[str, str] = DEFAULT_ALIASES) -> str | None:
+    def root(self, contract_id: str, aliases: Mapping[str, str] | None = None) -> str | None:
         """Symbol root of a contract from cached metadata (None when unknown)."""
         info = self.contracts.get(contract_id)
         symbol_id = info.symbol_id if info else None

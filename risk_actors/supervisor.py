@@ -144,6 +144,7 @@ class Supervisor(ActorTypeDispatcher):
         return AccountInit(acc.id, acc.name or str(acc.id), broker, specs, self.db_path(),
                            reset.time, reset.timezone, self.config.daemon.rule_timeout_ms,
                            quote_interval_ms=self.config.daemon.quote_interval_ms,
+                           symbol_aliases=tuple(sorted(self.config.daemon.symbol_aliases.items())),
                            **self._alert_settings())
 
     def _alert_settings(self) -> dict:
@@ -160,11 +161,9 @@ class Supervisor(ActorTypeDispatcher):
 
     # ---- supervision -------------------------------------------------------------------------
     def receiveMsg_ComponentFeedBatch(self, msg: m.ComponentFeedBatch, sender) -> None:
-        # Accounts batch their feed so it never delays enforcement; the host takes items.
-        handler = getattr(self, "receiveMsg_ComponentFeed", None)
-        if handler is not None:
-            for feed in msg.feeds:
-                handler(feed, sender)
+        # Accounts batch their feed so it never delays enforcement; passed on whole.
+        if self.components is not None:
+            self.send(self.components, msg)
 
     def receiveMsg_ChildActorExited(self, msg: ChildActorExited, sender) -> None:
         if getattr(self, "stopping", False):

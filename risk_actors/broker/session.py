@@ -67,6 +67,13 @@ SUPERVISE_INTERVAL = 0.5           # s between link checks
 HUB_DOWN_GRACE = 15.0              # s a hub may stay down while pysignalr retries by itself
 DEAD_TRANSPORT_GRACE = 1.0         # s before rebuilding a hub whose pysignalr task has ended
 RECONNECT_BACKOFF_MAX = 30.0
+# REST poll fallback (issue 6): SignalR never replays, and a user hub that stays down leaves
+# riskd blind to fills. After REST_POLL_AFTER s without it, the session reads the broker's truth
+# (the reconcile: positions, orders, the day's trades, account) every REST_POLL_INTERVAL s until
+# the hub is back; the account applies each ``Reconciled`` like any event, so rules see a breach
+# and the enforcer acts over REST. Cost: 4 requests per poll, ~48 of the gateway's 200 / 60 s.
+REST_POLL_AFTER = 2.0
+REST_POLL_INTERVAL = 5.0
 CONTRACT_LOOKUP_ATTEMPTS = 3
 
 OPS = ("close", "partial_close", "cancel", "place_stop", "modify", "search_positions",
@@ -258,7 +265,7 @@ class BrokerSession:
         self._quote_live: set[str] = set()
         self._merger = parse.QuoteMerger()
         self.stats = {"events": 0, "malformed": 0, "reconciles": 0, "reconnects": 0,
-                      "token_refreshes": 0}
+                      "token_refreshes": 0, "rest_polls": 0}
 
     # ------------------------------------------------------------------ owner-thread API
     def start(self) -> None:
@@ -763,6 +770,8 @@ class BrokerSession:
         attempts = 0
         next_try = 0.0
         next_log_scan = 0.0
+        next_poll: float | None = None
+        rebuild: asyncio.Task[Any] | None = None
         while not await self._sleep_or_stop(SUPERVISE_INTERVAL):
             try:
                 if time.monotonic() >= next_log_scan:
@@ -773,21 +782,34 @@ class BrokerSession:
                 await self._refresh_token_if_due()
                 rt = self._rt
                 if self._hub_up("user") and self._hub_up("market"):
-                    down_since, attempts = None, 0
+                    if next_poll is not None:
+                        self._log("INFO", "hubs back: REST poll stopped")
+                    down_since, attempts, next_poll = None, 0, None
                     continue
                 now = time.monotonic()
                 down_since = down_since or now
+                if not self._hub_up("user") and now - down_since >= REST_POLL_AFTER \
+                        and (next_poll is None or now >= next_poll):
+                    if next_poll is None:
+                        self._log("WARNING", f"user hub down {now - down_since:.0f}s: polling "
+                                             f"the broker over REST every "
+                                             f"{REST_POLL_INTERVAL:.0f}s until it is back")
+                    next_poll = now + REST_POLL_INTERVAL
+                    self.stats["rest_polls"] += 1
+                    self._request_reconcile()
                 dead = rt is None or self._transport_dead(rt.user_connection) \
                     or self._transport_dead(rt.market_connection)
                 if (dead and now - down_since >= DEAD_TRANSPORT_GRACE) or \
                         now - down_since >= HUB_DOWN_GRACE:
-                    if now >= next_try:
+                    # The rebuild runs as a task (update_jwt_token may take 20 s against a
+                    # refusing hub): this loop must go on polling REST and reporting the link.
+                    if now >= next_try and (rebuild is None or rebuild.done()):
                         attempts += 1
                         next_try = now + min(RECONNECT_BACKOFF_MAX, 2.0 ** attempts)
                         reason = ("transport ended" if dead else
                                   f"hub down {now - down_since:.0f}s")
                         self._set_link(False, reason)
-                        await self._rebuild_hubs(reason)
+                        rebuild = self._spawn(self._rebuild_hubs(reason), "rebuild-hubs")
             except Exception as exc:
                 self._log("ERROR", f"supervisor: {exc!r}")
             if self._fatal:

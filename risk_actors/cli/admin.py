@@ -15,6 +15,7 @@ import click
 
 from risk_actors.cli.common import (CONFIG_HELP, EXIT_DOWN, admin_call, echo_json, fail,
                                     fmt_value, load_view, percent, status_dict)
+from risk_actors.cli.common import countdown, event_age
 from risk_actors.daemon import DaemonError, resolve_config
 
 _fail = fail
@@ -128,8 +129,10 @@ def status(config_path, as_json) -> None:
     if not reply.accounts:
         click.echo("  no account reported yet")
     for a in reply.accounts:
+        age = event_age(a.last_event_at, datetime.now(timezone.utc))
         click.echo(f"\naccount {a.account_id} {a.name!r}: "
-                   f"{'connected' if a.connected else 'NOT CONNECTED'}")
+                   f"{'connected' if a.connected else 'NOT CONNECTED'}; last broker event "
+                   + ("never" if age is None else f"{countdown(int(age))} ago"))
         click.echo(f"  daily realized P&L {a.realized_pnl:+.2f} (fees {a.fees:.2f}, "
                    f"net {a.realized_pnl - a.fees:+.2f})")
         if a.positions:

@@ -36,59 +36,94 @@ def parse_since(text: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def audit_records(cfg, account, kind, since, limit) -> list[dict]:
+def audit_records(cfg, account, kind, since, limit, oldest_first: bool = False) -> list[dict]:
     db = open_db(cfg)
     try:
-        rows = db.audit_rows(account_id=account, kind=kind, since=since, limit=limit)
+        rows = db.audit_rows(account_id=account, kind=kind, since=since, limit=limit,
+                             newest_first=not oldest_first)
     finally:
         db.close()
     return [{"id": r.id, "at": r.at.isoformat(), "kind": r.kind, "account_id": r.account_id,
              "rule": r.rule, "detail": dict(r.detail)} for r in rows]
 
 
-@click.command()
+KINDS = ["verdict", "lock", "unlock", "enforcement", "broker_call", "rule_failure", "quarantine",
+         "admin", "daemon", "daily_reset"]
+account_option = click.option("--account", type=int, metavar="ID", help="Only this account.")
+kind_option = click.option("--kind", type=click.Choice(KINDS), help="Only records of this kind.")
+since_option = click.option("--since", metavar="WHEN",
+                            help="Only newer records: 30m, 2h, 1d or an ISO time.")
+
+
+def verify_trail(cfg) -> tuple[int, tuple[int, str] | None]:
+    """(number of records, None when the chain holds, else (first bad record id, why))."""
+    db = open_db(cfg)
+    try:
+        bad = db.verify_audit()
+        newest = db.audit_rows(limit=1)
+    finally:
+        db.close()
+    # An intact chain numbers its records 1..n, so the newest id is the count.
+    return (newest[0].id if newest else 0), bad
+
+
+def _broken(bad: tuple[int, str]) -> str:
+    return (f"audit trail BROKEN: first bad record is #{bad[0]}: {bad[1]}. Records from #{bad[0]} "
+            "on cannot be trusted; compare with a backup or an exported copy.")
+
+
+def write_records(rows: list[dict], fmt: str, fh) -> None:
+    """CSV (detail as canonical JSON in one column) or JSON Lines, oldest first."""
+    if fmt == "csv":
+        w = csv.writer(fh)
+        w.writerow(["id", "at", "kind", "account_id", "rule", "detail"])
+        for r in rows:
+            w.writerow([r["id"], r["at"], r["kind"], r["account_id"], r["rule"],
+                        json.dumps(r["detail"], sort_keys=True)])
+    else:
+        for r in rows:
+            fh.write(json.dumps(r, sort_keys=True) + "\n")
+
+
+@click.group(invoke_without_command=True)
 @config_option
-@click.option("--account", type=int, metavar="ID", help="Only this account.")
-@click.option("--kind", type=click.Choice(["verdict", "lock", "unlock", "enforcement",
-                                           "broker_call", "rule_failure", "quarantine", "admin",
-                                           "daemon", "daily_reset"]),
-              help="Only records of this kind.")
-@click.option("--since", metavar="WHEN", help="Only newer records: 30m, 2h, 1d or an ISO time.")
+@account_option
+@kind_option
+@since_option
 @click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True,
               help="At most this many records (newest first).")
 @click.option("--export", "export", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
-              help="Write the records to FILE (.csv or .jsonl) instead of printing them.")
-@click.option("--verify", is_flag=True, help="Check the hash chain of the whole trail first.")
+              help="Write the records to FILE (.csv or .jsonl) instead of printing them "
+                   "(older form of `riskd audit export`).")
+@click.option("--verify", is_flag=True,
+              help="Check the hash chain of the whole trail first (older form of "
+                   "`riskd audit verify`).")
 @json_option
-def audit(config_path, account, kind, since, limit, export, verify, as_json) -> None:
-    """Show the audit trail (verdicts, locks, enforcement, admin actions and refusals)."""
+@click.pass_context
+def audit(ctx, config_path, account, kind, since, limit, export, verify, as_json) -> None:
+    """Show the audit trail (verdicts, locks, enforcement, admin actions and refusals).
+
+    Without a subcommand it lists records, newest last. `riskd audit verify` checks the hash
+    chain and names the first edited, removed or reordered record; `riskd audit export
+    --format csv|json` writes the records out.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     _, cfg = load_view(config_path)
     warn_if_down(cfg)
     when = parse_since(since)
     if verify:
-        db = open_db(cfg)
-        try:
-            bad = db.verify_audit()
-        finally:
-            db.close()
+        count, bad = verify_trail(cfg)
         if bad:
-            fail(f"audit trail BROKEN at row {bad[0]}: {bad[1]}", 1)
-        click.echo("audit trail intact (hash chain verified)", err=True)
+            fail(_broken(bad), 1)
+        click.echo(f"audit trail intact: {count} record(s), hash chain verified", err=True)
     rows = audit_records(cfg, account, kind, when, limit)
     if export:
         path = Path(export)
         if path.suffix not in (".csv", ".jsonl"):
             fail(f"--export {export}: the file must end in .csv or .jsonl", EXIT_USAGE)
         with path.open("w", newline="") as fh:
-            if path.suffix == ".csv":
-                w = csv.writer(fh)
-                w.writerow(["id", "at", "kind", "account_id", "rule", "detail"])
-                for r in rows:
-                    w.writerow([r["id"], r["at"], r["kind"], r["account_id"], r["rule"],
-                                json.dumps(r["detail"], sort_keys=True)])
-            else:
-                for r in rows:
-                    fh.write(json.dumps(r, sort_keys=True) + "\n")
+            write_records(list(reversed(rows)), "csv" if path.suffix == ".csv" else "json", fh)
         click.echo(f"{len(rows)} record(s) written to {path}")
         return
     if as_json:
@@ -102,6 +137,58 @@ def audit(config_path, account, kind, since, limit, export, verify, as_json) -> 
         rule = f" {r['rule']}" if r["rule"] else ""
         extra = f" {detail.get('command')} {detail.get('outcome')}:" if r["kind"] == "admin" else ""
         click.echo(f"{r['at'][:19]} {r['kind']:<12}{who}{rule}{extra} {text}")
+
+
+def _config_path(ctx: click.Context, config_path: str | None) -> str | None:
+    # `riskd audit --config X verify` and `riskd audit verify --config X` both work.
+    return config_path or (ctx.parent.params.get("config_path") if ctx.parent else None)
+
+
+@audit.command("verify")
+@config_option
+@json_option
+@click.pass_context
+def audit_verify(ctx, config_path, as_json) -> None:
+    """Check the audit trail's hash chain: exit 0 when intact; exit 1 naming the first edited,
+    removed or reordered record otherwise."""
+    _, cfg = load_view(_config_path(ctx, config_path))
+    warn_if_down(cfg)
+    count, bad = verify_trail(cfg)
+    if as_json:
+        echo_json({"intact": bad is None, "records": count,
+                   "first_bad_record": bad[0] if bad else None, "reason": bad[1] if bad else None})
+        sys.exit(1 if bad else 0)
+    if bad:
+        fail(_broken(bad), 1)
+    click.echo(f"audit trail intact: {count} record(s), hash chain verified")
+
+
+@audit.command("export")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["csv", "json"]), required=True,
+              help="csv: one row per record, detail as JSON text; json: JSON Lines, one record "
+                   "per line.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write to FILE instead of standard output.")
+@account_option
+@kind_option
+@since_option
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Only the newest N records (default: all of them).")
+@click.pass_context
+def audit_export(ctx, config_path, fmt, output, account, kind, since, limit) -> None:
+    """Write the audit trail out, oldest first, as CSV or JSON Lines (every field, hashes
+    excepted; check the chain with `riskd audit verify`)."""
+    _, cfg = load_view(_config_path(ctx, config_path))
+    warn_if_down(cfg)
+    when = parse_since(since)
+    rows = list(reversed(audit_records(cfg, account, kind, when, limit or 2**62)))
+    if output:
+        with Path(output).open("w", newline="") as fh:
+            write_records(rows, fmt, fh)
+        click.echo(f"{len(rows)} record(s) written to {output}", err=True)
+    else:
+        write_records(rows, fmt, sys.stdout)
 
 
 @click.command()

@@ -170,7 +170,17 @@ def account_dict(a, now: datetime | None = None) -> dict:
         "next_reset_in": countdown(int((nxt - now).total_seconds())) if nxt else None,
         "rules": list(a.rules), "failures": list(a.failures),
         "last_event_at": a.last_event_at.isoformat() if a.last_event_at else None,
+        "last_event_age_seconds": event_age(a.last_event_at, now),
     }
+
+
+def event_age(at: datetime | None, now: datetime) -> float | None:
+    """Seconds since the account's last broker event (None: no event yet)."""
+    if at is None:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return round(max(0.0, (now - at).total_seconds()), 1)
 
 
 def status_dict(reply, now: datetime | None = None) -> dict:

@@ -1,8 +1,8 @@
 """``risk-trader``: the trader's read-only view of riskd (no password, changes nothing).
 
 ``status`` (P&L vs each limit, positions, locks with countdown, next reset, daemon health),
-``watch`` (the same as a live full-screen dashboard), ``history`` (enforcements) and ``rules``
-(the limits in plain words). It only sends ``StatusRequest`` and ``AdminRequest("ping")`` to the
+``watch`` (the same as a live full-screen dashboard), ``history`` (enforcements), ``rules``
+(the limits in plain words) and ``stats`` (trading statistics recorded by the analytics component). It only sends ``StatusRequest`` and ``AdminRequest("ping")`` to the
 daemon and reads the database read-only; nothing it can send changes anything.
 """
 
@@ -258,6 +258,135 @@ def rules_cmd(config_path, account, as_json) -> None:
         settings = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["settings"].items())
         click.echo(f"account {r['account_id']}: {r['rule']} ({r['id']}){shadow}: "
                    f"{r['description']} [{settings}]")
+
+
+def parse_day(text: str | None, cfg, what: str):
+    """A trading day: ``YYYY-MM-DD``, ``today`` or ``yesterday`` (in the reset timezone)."""
+    from datetime import date, timedelta
+    from risk_actors.calendar import trading_day
+    if text is None:
+        return None
+    word = text.strip().lower()
+    if word in ("today", "yesterday"):
+        reset = cfg.timers.daily_reset
+        today = trading_day(datetime.now(timezone.utc), reset.time, reset.timezone)
+        return today if word == "today" else today - timedelta(days=1)
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a date: write YYYY-MM-DD (e.g. 2026-11-24), "
+                                 "today or yesterday", param_hint=what) from None
+
+
+def stats_data(cfg, account: int | None, first, last) -> dict:
+    """The analytics figures as plain data (what ``stats --json`` prints)."""
+    from risk_actors.analytics.stats import compute
+    from risk_actors.analytics.store import AnalyticsStore
+    from risk_actors.cli.common import db_path, fail
+    path = db_path(cfg)
+    if not path.exists():
+        fail(f"no database at {path} yet (riskd has never run with this config)", 1, PROG)
+    reset = cfg.timers.daily_reset
+    out = {"from": first.isoformat() if first else None, "to": last.isoformat() if last else None,
+           "timezone": reset.timezone, "daily_reset": reset.time, "accounts": []}
+    store = AnalyticsStore(path, readonly=True)
+    try:
+        if not store.ready():
+            out["note"] = "no analytics recorded yet (the analytics component has not run)"
+            return out
+        ids = [account] if account is not None else store.accounts()
+        for acc in ids:
+            triggers = [rule for rule, _mode, _reason in store.triggers(acc, first, last)]
+            s = compute(store.fills(acc, first, last), triggers, tz=reset.timezone,
+                        reset_time=reset.time, aliases=cfg.daemon.aliases())
+            out["accounts"].append({"account_id": acc, **s.to_dict()})
+    finally:
+        store.close()
+    return out
+
+
+def _print_stats(data: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(highlight=False)
+    span = f"{data['from'] or 'start'} .. {data['to'] or 'now'}"
+    console.print(f"trading days {span} (hours in {data['timezone']}, day rolls over at "
+                  f"{data['daily_reset']})")
+    if data.get("note"):
+        console.print(data["note"])
+    if not data["accounts"]:
+        console.print("no trades recorded for this selection")
+
+    def num(v, pct=False):
+        if v is None:
+            return "n/a"
+        return f"{v:.1f}%" if pct else f"{v:+,.2f}"
+
+    for a in data["accounts"]:
+        pf = a["profit_factor"]
+        pf_text = f"{pf:.2f}" if pf is not None else ("inf" if a["wins"] else "n/a")
+        summary = Table(title=f"account {a['account_id']}", title_justify="left",
+                        show_header=False)
+        summary.add_column("figure")
+        summary.add_column("value", justify="right")
+        for label, value in (
+                ("trades (closing fills)", str(a["trades"])),
+                ("wins / losses / scratches", f"{a['wins']} / {a['losses']} / {a['scratches']}"),
+                ("win rate", num(a["win_rate"], pct=True)),
+                ("average win", num(a["average_win"])),
+                ("average loss", num(a["average_loss"])),
+                ("profit factor", pf_text),
+                ("largest win", num(a["largest_win"])),
+                ("largest loss", num(a["largest_loss"])),
+                ("gross P&L", num(a["gross_pnl"])),
+                ("fees", f"{a['fees']:,.2f}"),
+                ("net P&L", num(a["net_pnl"]))):
+            summary.add_row(label, value)
+        console.print(summary)
+        for title, key, head in (("by trading day", "by_day", "day"),
+                                 ("by hour", "by_hour", "hour"),
+                                 ("by instrument", "by_instrument", "instrument")):
+            rows = a[key]
+            if not rows:
+                continue
+            table = Table(title=title, title_justify="left")
+            for col in (head, "trades", "wins", "losses", "gross", "fees", "net"):
+                table.add_column(col, justify="left" if col == head else "right")
+            for name, b in rows.items():
+                table.add_row(name, str(b["trades"]), str(b["wins"]), str(b["losses"]),
+                              num(b["gross_pnl"]), f"{b['fees']:,.2f}", num(b["net_pnl"]))
+            console.print(table)
+        if a["rule_triggers"]:
+            console.print("rules triggered: " + ", ".join(
+                f"{rule} x{n}" for rule, n in a["rule_triggers"].items()))
+
+
+@main.command()
+@config_option
+@click.option("--account", type=int, metavar="ID",
+              help="Only this account (default: every account with recorded trades).")
+@click.option("--from", "first", metavar="DATE",
+              help="First trading day included: YYYY-MM-DD, today or yesterday "
+                   "(default: the first recorded).")
+@click.option("--to", "last", metavar="DATE",
+              help="Last trading day included: YYYY-MM-DD, today or yesterday "
+                   "(default: the latest recorded).")
+@json_option
+def stats(config_path, account, first, last, as_json) -> None:
+    """Your trading statistics: trades, win rate, average win/loss, profit factor, largest
+    win/loss, fees, net P&L, rule triggers, P&L by day, hour and instrument. Works while riskd
+    is down (reads what it recorded). Definitions: docs/analytics.md."""
+    from risk_actors.cli.common import warn_if_down
+    _, cfg = load_view(config_path, PROG)
+    start, end = parse_day(first, cfg, "--from"), parse_day(last, cfg, "--to")
+    if start and end and start > end:
+        raise click.BadParameter(f"{first} is after --to {last}", param_hint="--from")
+    warn_if_down(cfg, PROG)
+    data = stats_data(cfg, account, start, end)
+    if as_json:
+        echo_json(data)
+    else:
+        _print_stats(data)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def config(tmp_path):
 
 @pytest.mark.parametrize("args, expected", [
     (["nope", "limit", "3"], "unknown rule 'nope'; installed rules: "),
-    (["max_contracts", "limt", "3"], "allowed: enabled, mode, limit, count_type"),
+    (["max_contracts", "limt", "3"], "allowed: enabled, mode, placement, limit, count_type"),
     (["max_contracts", "count_type", "both"], "must be one of net, gross (got 'both')"),
     (["max_contracts", "limit", "0"], "limit: must be > 0 (got 0)"),
     (["max_contracts", "mode", "loud"], "mode must be one of enforce, shadow"),

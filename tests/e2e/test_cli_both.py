@@ -239,7 +239,7 @@ def test_trader_watch_in_a_terminal_shows_lock_countdown_ticking(env):
 def test_trader_has_no_way_to_change_anything(env):
     out = subprocess.run([sys.executable, "-m", "risk_actors.cli.trader", "--help"],
                          capture_output=True, text=True, timeout=30)
-    assert {"status", "watch", "history", "rules"} == {
+    assert {"status", "watch", "history", "rules", "stats"} == {
         line.split()[0] for line in out.stdout.split("Commands:")[1].splitlines() if line.strip()}
     rules = run("risk-trader", env.config, "rules")
     assert rules.returncode == 0 and "max_contracts" in rules.stdout and "limit 2" in rules.stdout
