@@ -232,9 +232,25 @@ class TradeManagement(Rule):
                 and (event.custom_tag or "").startswith(TAG_PREFIX) and event.side == side):
             entry["own"] = event.order_id  # the stop this rule placed: cancelled when flat
         stops = [o for o in state.orders.values()
-                 if o.contract_id == cid and o.side == side and o.type in STOP_TYPES]
+                 if o.contract_id == cid and o.side == side and o.type in STOP_TYPES
+                 and o.order_id != entry.get("cancelling")]
         if stops:
             entry.pop("pending", None)  # the placed stop (or another) has arrived
+        own = entry.get("own")
+        theirs = [o for o in stops if o.order_id != own]
+        if (own is not None and len(theirs) < len(stops)
+                and sum(o.size for o in theirs) >= pos.size):
+            # The trader's stop arrived after this rule placed one (orders and quotes come on
+            # two hubs, so a quote can overtake the trader's new order). Two full-size stops
+            # could both fill and reverse the position: keep the trader's, cancel ours.
+            run.actions.append(CancelOrder(own))
+            run.reasons.append(f"{cid}: your own stop covers the position; cancel the extra "
+                               f"stop this rule placed (order {own})")
+            entry["cancelling"] = own
+            entry.pop("own", None)
+            if entry.get("stop_id") == own:
+                entry.pop("stop_id", None)
+            stops = theirs
         if info is None or entry["mark"] is None or quote is None or quote.last_price is None:
             return entry  # never act on missing data
         tick = info.tick_size

@@ -172,6 +172,37 @@ def test_manual_stop_at_20990_when_breakeven_fires_then_modifies_it_no_second_st
     assert r.broker_actions == (m.ModifyStop(555, 21000.00),)
 
 
+def test_trader_stop_arrives_after_rule_placed_one_then_rule_cancels_its_own_and_moves_theirs():
+    # Arrange: the quote overtook the trader's new stop (two hubs): the rule placed a stop
+    t = make_tester()
+    b = Broker(t)
+    b.open_position("MNQ", 2, avg=21000.0)
+    b.execute(t.quote("MNQ", 21002.50))
+    ours = stops_of(t.state)[0].order_id
+    # Act: the trader's own full-size stop arrives
+    r = b.stop("MNQ", side=m.SIDE_SELL, size=2, stop_price=20990.0, order_id=555)
+    # Assert: two full stops could both fill and reverse the position: ours goes, and the
+    # trader's is moved to breakeven instead
+    assert set(r.broker_actions) == {m.CancelOrder(ours), m.ModifyStop(555, 21000.00)}
+    b.execute(r)
+    assert [(o.order_id, o.stop_price) for o in stops_of(t.state)] == [(555, 21000.0)]
+    # ... and from now on the trader's stop is the one managed: never a new placement
+    r = t.quote("MNQ", 21004.00)
+    assert not any(isinstance(a, m.PlaceStop) for a in r.broker_actions)
+
+
+def test_trader_stop_smaller_than_position_when_rule_stop_working_then_both_kept():
+    # Arrange
+    t = make_tester()
+    b = Broker(t)
+    b.open_position("MNQ", 2, avg=21000.0)
+    b.execute(t.quote("MNQ", 21002.50))
+    # Act: a 1-lot stop does not cover a 2-lot position
+    r = b.stop("MNQ", side=m.SIDE_SELL, size=1, stop_price=20990.0, order_id=556)
+    # Assert
+    assert not any(isinstance(a, m.CancelOrder) for a in r.broker_actions)
+
+
 # ---- (e) offset ticks -------------------------------------------------------------------------
 @pytest.mark.parametrize("symbol,side,avg,quote,expected", [
     ("MNQ", "long", 21000.0, 21002.50, 21000.50),
