@@ -67,6 +67,11 @@ async def run_account(settings: BrokerSettings, account_id: int, name: str, limi
     if not await rt.connect():
         raise RuntimeError(f"account {account_id}: hubs did not connect")
     await rt.subscribe_user_updates()
+
+    def on_raw_quote(*_args) -> None:  # every GatewayQuote the SignalR client parsed (no coalescing)
+        counts["raw_quotes"] += 1
+
+    rt.market_connection.on("GatewayQuote", on_raw_quote)
     for cid in quotes:
         await rt.market_connection.send("SubscribeContractQuotes", [cid])
     ready.set()
@@ -84,7 +89,7 @@ async def main() -> None:
                               market_hub_url=f"{args.url}/hubs/market", username="bench",
                               api_key="bench-key", requests_per_minute=100000)
     quotes = [c for c in args.quotes.split(",") if c]
-    counts = {"reduced": 0, "quotes": 0}
+    counts = {"reduced": 0, "quotes": 0, "raw_quotes": 0}
     events, tasks = [], []
     for spec in args.account:
         aid, name = spec.split(":", 1)
@@ -101,7 +106,7 @@ async def main() -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    print(f"reduced={counts['reduced']} quotes={counts['quotes']}", flush=True)
+    print(f"reduced={counts['reduced']} quotes={counts['quotes']} raw_quotes={counts['raw_quotes']}", flush=True)
 
 
 if __name__ == "__main__":

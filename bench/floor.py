@@ -46,8 +46,12 @@ def compare(floor_rows: list[dict], riskd_path: Path) -> list[dict]:
 
 if __name__ == "__main__":
     rows = latency.run(latency.FloorTarget)
-    quick = "--quick" in sys.argv
-    cmp_rows = compare(rows, latency.RESULTS / f"riskd{'-quick' if quick else ''}.json")
-    out = latency.RESULTS / f"compare{'-quick' if quick else ''}.json"
+    args = latency.parse_args()
+    sfx = "-quick" if args.quick else ""
+    riskd_path = Path(args.riskd) if args.riskd else latency.RESULTS / f"riskd{sfx}.json"
+    cmp_rows = compare(rows, riskd_path)
+    # a run with --out (a one-off) must not overwrite the comparison the report uses
+    out = (Path(args.out).with_name(Path(args.out).stem + "-compare.json") if args.out
+           else latency.RESULTS / f"compare{sfx}.json")
     out.write_text(json.dumps(cmp_rows, indent=1))
     sys.exit(0)

@@ -10,9 +10,13 @@ EnforcerActor, SDK, REST. p50 / p99 / max per (accounts, quote rate); a violatio
 call within 2 s is counted as missed, and a
 case stops early (marked saturated) after 10 misses.
 
-Background quotes: price paths played by the simulator over 8 contracts every account is
-subscribed to (see _harness.QuoteStream); the rate printed is the one measured in the log
-("emitted" = quote events, "delivered" = emitted x subscribed sockets).
+Background quotes: the simulator's fast quote stream (``/sim/quotes/stream``,
+gateway_sim/quote_stream.py) over 8 contracts every account is subscribed to (see
+_harness.QuoteStream). The rates printed are measured over the phase: "emitted" = quotes
+generated per second (plus the engine's few own quotes from the log), "delivered" = quotes the
+simulator's socket writers handed to the subscribed sockets per second (every account's socket
+counts: 10 accounts x 2,000 emitted = up to 20,000 delivered), "drop/s" = quotes not sent because
+a socket's backlog exceeded 1 s of stream (the client did not keep up).
 
     .venv/bin/python bench/latency.py --quick        # 1 account, 0 and 200 q/s, 20 violations
     .venv/bin/python bench/latency.py                # 1/10/20 accounts x 0/2,000/20,000 q/s
@@ -120,17 +124,25 @@ def measure(target_cls, n_accounts: int, rates: list[float], violations: int,
         sim_proc = psutil.Process(sim.proc.pid)
         for rate in rates:
             stream = h.QuoteStream(sim, rate).start() if rate else None
+            s0 = stream.snapshot() if stream else None
             cpu = _CpuSampler(procs, sim_proc)
             try:
                 res = h.run_rounds(sim, ids, violations)
             finally:
                 cpu_row = cpu.read()
+                s1 = stream.snapshot() if stream else None
                 if stream:
                     stream.stop()
             # over the whole phase (the stream runs throughout it, misses included)
             emitted, delivered = h.quote_rate(sim, res["since"], res["phase_t0"], res["phase_t1"])
+            sr = h.stream_rates(s0, s1)
+            emitted += sr["emitted"]
+            delivered += sr["written"]
             row = {"target": target_cls.name, "accounts": n_accounts, "rate_target": rate,
                    "quotes_emitted_per_s": round(emitted), "quotes_delivered_per_s": round(delivered),
+                   "quotes_queued_per_s": round(sr["queued"]), "quotes_dropped_per_s": round(sr["dropped"]),
+                   "stream_late_ticks": sr["late_ticks"], "stream_max_lag_ms": sr["max_lag_ms"],
+                   "violations_per_s": round(len(res["latencies"]) / max(res["phase_t1"] - res["phase_t0"], 1e-9), 1),
                    "missed": res["missed"], "saturated": res["saturated"], **h.summary(res["latencies"]), **cpu_row,
                    # drift: every violation adds two fills to the day's state, which travels
                    # in every Evaluate; compare the first and the last 50 violations
@@ -175,14 +187,15 @@ class _CpuSampler:
 
 HEADER = (f"{'target':6} {'acc':>3} {'q/s target':>10} {'q/s emitted':>11} {'q/s delivered':>13} "
           f"{'n':>5} {'missed':>6} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
-          f"{'cpu tot%':>8} {'hot%':>5} {'sim%':>5}")
+          f"{'cpu tot%':>8} {'hot%':>5} {'sim%':>5} {'drop/s':>7}")
 
 
 def fmt_row(r: dict) -> str:
     return (f"{r['target']:6} {r['accounts']:>3} {r['rate_target']:>10.0f} "
             f"{r['quotes_emitted_per_s']:>11} {r['quotes_delivered_per_s']:>13} {r['n']:>5} "
             f"{r['missed']:>6} {r['p50']:>7.2f} {r['p99']:>7.2f} {r['max']:>7.2f} "
-            f"{r['cpu_total']:>8.0f} {r['cpu_hot']:>5.0f} {r['cpu_sim']:>5.0f}")
+            f"{r['cpu_total']:>8.0f} {r['cpu_hot']:>5.0f} {r['cpu_sim']:>5.0f} "
+            f"{r.get('quotes_dropped_per_s', 0):>7}")
 
 
 def parse_args(argv=None, quick_violations=20):
@@ -192,6 +205,8 @@ def parse_args(argv=None, quick_violations=20):
     ap.add_argument("--rates", default="0,2000,20000", help="quotes/s targets, 0 = no stream")
     ap.add_argument("--violations", type=int, default=1000, help="per (accounts, rate) case")
     ap.add_argument("--out", default=None, help="JSON results file")
+    ap.add_argument("--riskd", default=None,
+                    help="floor.py: riskd results to compare with (default var/bench/riskd[-quick].json)")
     args = ap.parse_args(argv)
     if args.quick:
         args.accounts, args.rates, args.violations = "1", "0,200", quick_violations

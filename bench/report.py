@@ -36,6 +36,63 @@ def latency_table(doc) -> list[str]:
     return out
 
 
+def throughput_section(doc, first: bool = True) -> list[str]:
+    """The Throughput section from bench/throughput.py's results (riskd, or the floor)."""
+    tgt = doc["cases"][0]["target"] if doc["cases"] else "riskd"
+    out = []
+    if first:
+        out += ["## Throughput", "",
+                f"bench/throughput.py: the highest quote rate at which enforcement p99 stays under "
+                f"{doc['p99_ms']:.0f} ms with nothing missed, per account and in total, and what "
+                "saturates first. Same set-up as the latency cases (each account at max_contracts 5; "
+                "rounds of one violating buy per account), with the simulator's fast quote stream "
+                "(`/sim/quotes/stream`, gateway_sim/quote_stream.py) on the 8 contracts every account "
+                "subscribes to, so each account receives every quote: per account = emitted/s, "
+                "total = delivered/s (emitted x accounts). Search: 0, then doubling until a step "
+                "misses an enforcement, then bisection of each boundary; "
+                f"{doc['violations']} violations per step (p99 of a small step is close to its max). "
+                "A step *passes* with p99 under the limit, no miss, the stream at >= 90 % of its "
+                "target and < 1 % of quotes dropped for a backlogged socket; *no miss* drops the p99 "
+                "condition. CPU: % of one core over the step; `sdk` = the riskd process holding "
+                "sockets to the simulator (the broker link running the SDK), `main` = the daemon, "
+                "`actor` = any other; machine busy = all cores, every process (others' too: 100 = "
+                "every core busy).", ""]
+    out += [f"{tgt} (argv: {' '.join(doc.get('argv', [])) or '-'}):", "",
+            "| accounts | p99 < limit up to (quotes/s per account) | total delivered/s there "
+            "| violations/s per account there | p99 ms there | first failing rate: why "
+            "| no miss up to (quotes/s per account) | what saturates first |",
+            "|---:|---:|---:|---:|---:|---|---:|---|"]
+    for c in doc["cases"]:
+        b, f, bo = c["best"], c["first_fail"], c.get("best_no_miss")
+        if b:
+            there = (f"{b['quotes_emitted_per_s']} | {b['quotes_delivered_per_s']} | "
+                     f"{b['violations_per_s_per_account']} | {b['p99']:.1f}")
+        else:
+            there = "none (fails at 0) | - | - | -"
+        why = f"{f['rate_target']:.0f}: {f['why']}" if f else "none within the search"
+        out.append(f"| {c['accounts']} | {there} | {why} | "
+                   f"{bo['quotes_emitted_per_s'] if bo else 'none'} | {c['saturates']} |")
+    out += ["", "Steps:", "",
+            "| accounts | quotes/s target | emitted/s | delivered/s | dropped/s | violations/s per account "
+            "| n | missed | p50 ms | p99 ms | CPU total % | busiest processes (role %) | simulator % "
+            "| machine busy % | verdict |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+    for c in doc["cases"]:
+        for r in sorted(c["steps"], key=lambda r: r["rate_target"]):
+            top = ", ".join(f"{t['role']} {t['cpu']:.0f}" for t in r["cpu_top"])
+            verdict = "pass" if r["pass"] else (("p99 only: " if r.get("ok") else "fail: ") + r["why"])
+            out.append(f"| {r['accounts']} | {r['rate_target']:.0f} | {r['quotes_emitted_per_s']} | "
+                       f"{r['quotes_delivered_per_s']} | {r['quotes_dropped_per_s']} | "
+                       f"{r['violations_per_s_per_account']} | {r['n']} | {r['missed']} | "
+                       f"{r['p50']:.2f} | {r['p99']:.2f} | {r['cpu_total']:.0f} | {top} | "
+                       f"{r['cpu_sim']:.0f} | {_opt(r.get('cpu_machine'))} | {verdict} |")
+    return out + [""]
+
+
+def _opt(v) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
 def _drift(r: dict) -> str:
     if "p50_first50" not in r:
         return "-"
@@ -56,7 +113,7 @@ def main() -> int:
              f"- nproc: {mach['nproc']}; CPU: {mach['cpu']}; Python {mach['python']}; "
              f"Linux {mach['kernel']}; riskd at `{h.git_rev()}`", "",
              "## Reproduce", "",
-             "```", "make bench        # full: latency, floor, memory, placement, this file",
+             "```", "make bench        # full: latency, floor, memory, placement, throughput, this file",
              "make bench-quick  # quick: 1 account, < 1 min", "```", "",
              "Everything runs on the loopback simulator (`gateway_sim`) on this one machine: the "
              "simulator, its quote stream, riskd (or the floor) and the driver share the cores.",
@@ -67,10 +124,15 @@ def main() -> int:
               "`Position/partialCloseContract` received, both on the simulator's monotonic clock "
               "(its `/sim/log`). Each account sits at max_contracts 5 (only that rule enabled); "
               "each round the trader buys 1 more MNQ on every account. Missed = no call within "
-              "2 s; a case stops after 10 misses (saturated). Quote stream: price paths played by "
-              "the simulator on 8 contracts every account subscribes to (MNQ held, a far resting "
-              "limit order in the 7 others); emitted = quote events/s, delivered = emitted x "
-              "subscribed sockets, both counted in the simulator log over the measured window. "
+              "2 s; a case stops after 10 misses (saturated). Quote stream: the simulator's fast "
+              "quote stream (`/sim/quotes/stream`, gateway_sim/quote_stream.py: pre-encoded quotes "
+              "sent every 5 ms, one websocket message per socket per tick, prices +-2 ticks around "
+              "the base) on 8 contracts every account subscribes to (MNQ held, a far resting "
+              "limit order in the 7 others); emitted = quotes generated/s, delivered = quotes the "
+              "simulator handed to the subscribed sockets/s (up to emitted x accounts; a client that "
+              "falls behind can have tens of MB in loopback socket buffers, so delivered may "
+              "overstate what it processed), dropped = quotes not sent because a socket's backlog "
+              "exceeded 1 s of stream; measured over the whole case. "
               "CPU columns: % of one core over the case (riskd: all its processes; hottest = the "
               "busiest single process).", ""]
     for doc, title in ((riskd, "riskd (bench/latency.py):"),
@@ -94,6 +156,10 @@ def main() -> int:
                          f"{c['riskd_p99']:.2f} | {c['floor_p99']:.2f} | {c['ratio_p99']:.1f} | "
                          f"{c['diff_p99']:.2f} |")
         lines.append("")
+    for name in (f"throughput{sfx}.json", f"throughput-floor{sfx}.json"):
+        tp = load(name)
+        if tp:
+            lines += throughput_section(tp, first=name.startswith(f"throughput{sfx}"))
     mem = load(f"memory{sfx}.json")
     if mem:
         lines += ["## Memory", "",

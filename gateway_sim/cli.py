@@ -310,6 +310,75 @@ def price_path(symbol: str, prices: tuple[float, ...], interval_ms: int, url: st
     click.echo(f"{answer['contractId']}: playing {answer['steps']} prices, one every {interval_ms} ms")
 
 
+@main.group("quotes", context_settings=CONTEXT)
+def quotes() -> None:
+    """Fast quote stream for benchmarks (thousands of GatewayQuote/s; see `quotes stream --help`)."""
+
+
+def _stream_line(st: dict[str, Any]) -> str:
+    if "emitted" not in st:
+        return "no quote stream"
+    state = "running" if st.get("running") else "stopped"
+    return (f"quote stream {state}: target {st['rate']:.0f}/s on {len(st['contracts'])} contract(s), "
+            f"{st['elapsedS']:.1f} s; emitted {st['emitted']} ({st['emittedPerS']:.0f}/s), "
+            f"written to sockets {st['written']} ({st['writtenPerS']:.0f}/s), dropped {st['dropped']}, "
+            f"late ticks {st['lateTicks']} of {st['ticks']}")
+
+
+@quotes.command("stream", context_settings=CONTEXT)
+@click.argument("symbols", nargs=-1, required=True)
+@click.option("--rate", required=True, type=click.FloatRange(min=0, min_open=True), help="Quotes/s in total.")
+@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds (default: until `quotes stop`).")
+@click.option("--tick-ms", default=5.0, show_default=True, type=click.FloatRange(1, 1000),
+              help="Send every this many ms the quotes due.")
+@click.option("--amplitude", default=2, show_default=True, type=click.IntRange(1, 1000),
+              help="Prices wiggle +- this many ticks around the last price.")
+@click.option("--sync-engine", is_flag=True, help="Move the engine's last price with the stream (fills, P&L).")
+@click.option("--wait", is_flag=True, help="Wait for the end (needs --duration) and print the figures.")
+@json_option
+@url_option
+def quotes_stream(symbols: tuple[str, ...], rate: float, duration_s: float | None, tick_ms: float,
+                  amplitude: int, sync_engine: bool, wait: bool, as_json: bool, url: str) -> None:
+    """Stream quotes for SYMBOLS (MNQ MES ... or contract ids) at RATE in the background."""
+    if wait and duration_s is None:
+        _fail("--wait needs --duration")
+    sim = _Sim(url)
+    st = sim.quote_stream(list(symbols), rate, tick_ms=tick_ms, duration_s=duration_s, amplitude=amplitude,
+                          sync_engine=sync_engine or None)
+    if wait:
+        time.sleep(duration_s + 0.2)
+        st = sim.quote_stream_stats()
+        while st.get("running"):
+            time.sleep(0.2)
+            st = sim.quote_stream_stats()
+    if as_json:
+        click.echo(json.dumps(st, indent=2))
+    elif wait:
+        click.echo(_stream_line(st))
+    else:
+        click.echo(f"quote stream started: {rate:.0f} quotes/s on {', '.join(st['contracts'])}"
+                   + (f" for {duration_s:g} s" if duration_s else ""))
+
+
+@quotes.command("status", context_settings=CONTEXT)
+@json_option
+@url_option
+def quotes_status(as_json: bool, url: str) -> None:
+    """Figures of the current (or last) quote stream."""
+    st = _Sim(url).quote_stream_stats()
+    click.echo(json.dumps(st, indent=2) if as_json else _stream_line(st))
+
+
+@quotes.command("stop", context_settings=CONTEXT)
+@json_option
+@url_option
+def quotes_stop(as_json: bool, url: str) -> None:
+    """Stop the quote stream and print its figures."""
+    st = _Sim(url).stop_quote_stream()
+    click.echo(json.dumps(st, indent=2) if as_json else _stream_line(st))
+
+
 # -- the trader's orders -------------------------------------------------------------------------
 
 @main.group(context_settings=CONTEXT)

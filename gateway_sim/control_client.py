@@ -141,6 +141,31 @@ class ControlClient:
     def price_path(self, contract: str, prices: list[float], interval_ms: int) -> dict[str, Any]:
         return self._post("/sim/prices/path", {"contract": contract, "prices": list(prices), "intervalMs": interval_ms})
 
+    def quote_stream(
+        self,
+        contracts: list[str],
+        rate: float,
+        tick_ms: float | None = None,
+        duration_s: float | None = None,
+        amplitude: int | None = None,
+        sync_engine: bool | None = None,
+        max_backlog_s: float | None = None,
+        frames_per_message: int | None = None,
+    ) -> dict[str, Any]:
+        """Start the fast quote stream (replaces a running one); answers its first stats."""
+        return self._post("/sim/quotes/stream", {
+            "contracts": list(contracts), "rate": rate, "tickMs": tick_ms, "durationS": duration_s,
+            "amplitude": amplitude, "syncEngine": sync_engine, "maxBacklogS": max_backlog_s,
+            "framesPerMessage": frames_per_message})
+
+    def quote_stream_stats(self) -> dict[str, Any]:
+        """Counters of the current (or last) stream: emitted, queued, written, dropped, t, ..."""
+        return self._get("/sim/quotes/stream")
+
+    def stop_quote_stream(self) -> dict[str, Any]:
+        """Stop the stream; answers its final stats."""
+        return self.request("DELETE", "/sim/quotes/stream")
+
     # -- the trader's own trading ------------------------------------------------------------
 
     def place_order(

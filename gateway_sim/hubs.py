@@ -70,6 +70,15 @@ class _Close:
     mode: str
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """Several pre-encoded frames in one websocket message (gateway_sim/quote_stream.py);
+    ``counters.written`` grows by ``n`` once the writer has handed them to the socket."""
+    text: str
+    n: int
+    counters: Any
+
+
 class HubConnection:
     """One accepted SignalR websocket and its subscriptions."""
 
@@ -83,10 +92,16 @@ class HubConnection:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.closing = False
         self.writer: asyncio.Task | None = None
+        self.stream_backlog = 0  # quote-stream frames queued and not yet written
 
     def send(self, text: str) -> None:
         if not self.closing:
             self.queue.put_nowait(text)
+
+    def send_batch(self, text: str, n: int, counters: Any) -> None:
+        if not self.closing:
+            self.stream_backlog += n
+            self.queue.put_nowait(_Batch(text, n, counters))
 
     def delay(self, seconds: float) -> None:
         if not self.closing:
@@ -104,6 +119,12 @@ class HubConnection:
                 item = await self.queue.get()
                 if isinstance(item, str):
                     await self.ws.send_str(item)
+                elif isinstance(item, _Batch):
+                    try:
+                        await self.ws.send_str(item.text)
+                    finally:
+                        self.stream_backlog -= item.n
+                    item.counters.written += item.n
                 elif isinstance(item, _Delay):
                     await asyncio.sleep(item.seconds)
                 elif isinstance(item, _Close):

@@ -30,6 +30,7 @@ from gateway_sim.clock import SimClock, iso
 from gateway_sim.engine import Emitted, Engine, EngineError
 from gateway_sim.faults import HUB_EVENT_KINDS, FaultError, FaultSet
 from gateway_sim.hubs import CLOSE_MODES, EVENT_ROUTES, HubConnection, HubManager
+from gateway_sim.quote_stream import QuoteStream
 from gateway_sim.recorder import KINDS, Recorder, redact
 
 log = logging.getLogger("gateway_sim.server")
@@ -202,6 +203,7 @@ class Simulator:
         self.hubs = HubManager(self.tokens, self.faults, self.recorder, on_subscribe=self._on_subscribe)
         self._paths: dict[str, asyncio.Task] = {}
         self._quote_task: asyncio.Task | None = None
+        self.quote_stream: QuoteStream | None = None
         self._save_task: asyncio.Task | None = None
         self._dirty = False
         if self.state_file is not None and self.state_file.exists():
@@ -377,6 +379,8 @@ class Simulator:
         self._quote_task = asyncio.get_running_loop().create_task(self._quote_loop(), name="quotes")
 
     async def _on_shutdown(self, _app: web.Application) -> None:
+        if self.quote_stream is not None:
+            self.quote_stream.stop()
         tasks = [t for t in (self._quote_task, *self._paths.values()) if t is not None]
         for t in tasks:
             t.cancel()
@@ -490,6 +494,9 @@ class Simulator:
             ("POST", "/sim/accounts/{id}/canTrade", self._c_can_trade),
             ("POST", "/sim/prices", self._c_price),
             ("POST", "/sim/prices/path", self._c_price_path),
+            ("POST", "/sim/quotes/stream", self._c_quote_stream),
+            ("GET", "/sim/quotes/stream", self._c_quote_stream_stats),
+            ("DELETE", "/sim/quotes/stream", self._c_quote_stream_stop),
             ("POST", "/sim/orders", self._c_order),
             ("POST", "/sim/orders/cancel", self._c_cancel),
             ("POST", "/sim/positions/close", self._c_close),
@@ -628,6 +635,54 @@ class Simulator:
             self._paths[c.id] = asyncio.get_running_loop().create_task(
                 self._play_path(c.id, prices[1:], interval / 1000.0), name=f"path:{c.id}")
         return {"contractId": c.id, "steps": len(prices), "intervalMs": interval}
+
+    def _c_quote_stream(self, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+        """Start a fast quote stream (gateway_sim/quote_stream.py); replaces a running one."""
+        unknown = set(body) - {"contracts", "rate", "tickMs", "durationS", "amplitude", "syncEngine",
+                               "maxBacklogS", "framesPerMessage"}
+        if unknown:
+            raise ControlFailure(f"unknown field {sorted(unknown)[0]!r}; known: contracts, rate, tickMs, "
+                                 f"durationS, amplitude, syncEngine, maxBacklogS, framesPerMessage")
+        names = body.get("contracts")
+        if not isinstance(names, list) or not names:
+            raise ControlFailure(f"contracts must be a non-empty list of contract ids or symbols, got {names!r}")
+        ids = []
+        for i, name in enumerate(names):
+            c = self._contract_or_404(name, f"contracts[{i}]")
+            if c.id not in ids:
+                ids.append(c.id)
+        rate = _ctl(body, "rate", "number")
+        if not 0 < rate <= 1_000_000:
+            raise ControlFailure(f"rate must be > 0 and <= 1000000 quotes/s, got {rate}")
+        amplitude = _ctl(body, "amplitude", "int", required=False, default=2)
+        if not 1 <= amplitude <= 1000:
+            raise ControlFailure(f"amplitude must be between 1 and 1000 ticks, got {amplitude}")
+        try:
+            stream = QuoteStream(
+                self, ids, rate,
+                tick_ms=_ctl(body, "tickMs", "number", required=False, default=5),
+                duration_s=_ctl(body, "durationS", "number", required=False),
+                amplitude=amplitude,
+                sync_engine=_ctl(body, "syncEngine", "bool", required=False, default=False),
+                max_backlog_s=_ctl(body, "maxBacklogS", "number", required=False, default=1.0),
+                frames_per_message=_ctl(body, "framesPerMessage", "int", required=False, default=500))
+        except ValueError as exc:
+            raise ControlFailure(str(exc)) from None
+        if self.quote_stream is not None:
+            self.quote_stream.stop()
+        self.quote_stream = stream.start()
+        return {"started": True, **stream.stats()}
+
+    def _c_quote_stream_stats(self, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+        if self.quote_stream is None:
+            return {"running": False, "t": time.monotonic()}
+        return self.quote_stream.stats()
+
+    def _c_quote_stream_stop(self, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+        if self.quote_stream is None:
+            return {"running": False, "t": time.monotonic()}
+        self.quote_stream.stop()
+        return self.quote_stream.stats()
 
     async def _play_path(self, contract_id: str, prices: list[float], interval_s: float) -> None:
         try:
@@ -817,6 +872,9 @@ class Simulator:
         return {"records": records, "next": nxt}
 
     async def _c_reset(self, request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+        if self.quote_stream is not None:
+            self.quote_stream.stop()
+            self.quote_stream = None
         for task in self._paths.values():
             task.cancel()
         self._paths.clear()
