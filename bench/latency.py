@@ -45,9 +45,11 @@ RESULTS = h.ROOT / "var" / "bench"
 
 class RiskdTarget:
     name = "riskd"
+    daemon_settings: dict = {}  # --daemon KEY=VALUE: riskd's daemon section (before/after runs)
 
     def __init__(self, tmp: Path, sim: Simulator, ids: list[int], cids: list[str]) -> None:
-        config = h.write_multi_config(tmp, sim.url, ids, {"max_contracts": {"limit": h.LIMIT}})
+        config = h.write_multi_config(tmp, sim.url, ids, {"max_contracts": {"limit": h.LIMIT}},
+                                      extra={"daemon": dict(self.daemon_settings)})
         self.daemon = Daemon(config).start()
         self.ids = ids
 
@@ -207,7 +209,15 @@ def parse_args(argv=None, quick_violations=20):
     ap.add_argument("--out", default=None, help="JSON results file")
     ap.add_argument("--riskd", default=None,
                     help="floor.py: riskd results to compare with (default var/bench/riskd[-quick].json)")
+    ap.add_argument("--daemon", action="append", default=[], metavar="KEY=VALUE",
+                    help="riskd daemon setting for this run, e.g. rule_placement=actor or "
+                         "quote_interval_ms=0 (repeatable; compares an optimisation off/on)")
     args = ap.parse_args(argv)
+    for item in args.daemon:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--daemon {item!r}: expected KEY=VALUE")
+        RiskdTarget.daemon_settings[key] = int(value) if value.isdigit() else value
     if args.quick:
         args.accounts, args.rates, args.violations = "1", "0,200", quick_violations
     args.accounts = [int(x) for x in args.accounts.split(",") if x]
