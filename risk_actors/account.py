@@ -73,6 +73,7 @@ class AccountInit:
     disconnect_alert_seconds: float = 30.0  # broker link down longer than this: alert
     quote_interval_ms: int = 20  # the gateway forwards one quote per contract per this long
     symbol_aliases: tuple[tuple[str, str], ...] = ()  # daemon.symbol_aliases (over defaults)
+    enforcer_placement: str = "actor"  # "inline": the enforcer runs in this process
     connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
     gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
     clock: Any = None  # a Clock; None = system time (tests on simpleSystemBase drive a FakeClock)
@@ -124,6 +125,7 @@ class AccountActor(ActorTypeDispatcher):
         self.jseq = 0
         self.gateway = None
         self.enforcer = None
+        self.embedded = None      # the EmbeddedEnforcer when enforcer_placement is inline
         self.rules: dict[str, _RuleSlot] = {}
         self.pending: dict[int, _Pending] = {}
         self.crashes: dict[tuple[str, int], int] = {}
@@ -204,8 +206,24 @@ class AccountActor(ActorTypeDispatcher):
                                              self.init.quote_interval_ms))
 
     def _start_enforcer(self) -> None:
+        if self.init.enforcer_placement == "inline":
+            from risk_actors.enforcer import EmbeddedEnforcer
+            self.enforcer = None
+            self.embedded = EmbeddedEnforcer(self)
+            self.embedded.receiveMsg_EnforcerInit(self._enforcer_init(), self.myAddress)
+            return
         self.enforcer = self.createActor("risk_actors.enforcer.EnforcerActor")
         self.send(self.enforcer, self._enforcer_init())
+
+    def _to_enforcer(self, msg: Any) -> None:
+        if self.embedded is not None:
+            getattr(self.embedded, f"receiveMsg_{type(msg).__name__}")(msg, self.myAddress)
+        else:
+            self.send(self.enforcer, msg)
+
+    def receiveMsg_BrokerReply(self, msg: m.BrokerReply, sender) -> None:
+        if self.embedded is not None:  # answers to the embedded enforcer's calls
+            self.embedded.receiveMsg_BrokerReply(msg, sender)
 
     def _enforcer_init(self) -> EnforcerInit:
         rpm = self.init.broker.requests_per_minute if self.init.broker else 190
@@ -439,7 +457,7 @@ class AccountActor(ActorTypeDispatcher):
                         {o.order_id: o.contract_id for o in self.state.orders.values()})
         self.open_enforce[seq * 1000 + len(self.open_enforce) % 1000] = (
             msg, {job_key(a) for a in actions}, time.monotonic())
-        self.send(self.enforcer, msg)
+        self._to_enforcer(msg)
 
     def receiveMsg_EnforcementDone(self, msg: m.EnforcementDone, sender) -> None:
         if msg.ok:
@@ -472,7 +490,7 @@ class AccountActor(ActorTypeDispatcher):
             if t < cutoff:
                 del self.open_enforce[k]
             else:
-                self.send(self.enforcer, attrs.evolve(enf, replay=True))
+                self._to_enforcer(attrs.evolve(enf, replay=True))
 
     # =========================================================================================
     # timers: one sweep chain (lock expiry, reset, rule wake-ups, rule timeouts)
@@ -480,7 +498,11 @@ class AccountActor(ActorTypeDispatcher):
         payload = msg.payload or ()
         if not payload or self.state is None:
             return
-        if payload[0] == "eval":
+        if payload[0] == "enforcer":
+            if self.embedded is not None:
+                self.embedded.receiveMsg_WakeupMessage(WakeupMessage(msg.delayPeriod,
+                                                                     payload[1]), sender)
+        elif payload[0] == "eval":
             self._check_rule_timeouts()
         elif payload[0] == "config-tick":
             self.tick_seq -= 1
@@ -602,7 +624,7 @@ class AccountActor(ActorTypeDispatcher):
         if child == self.gateway:
             logger.error("account {}: gateway actor exited; restarting", self.init.account_id)
             self._start_gateway()
-            self.send(self.enforcer, self._enforcer_init())
+            self._to_enforcer(self._enforcer_init())
             return
         if child == self.enforcer:
             logger.error("account {}: enforcer exited; restarting and replaying",

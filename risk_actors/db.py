@@ -513,14 +513,17 @@ class Database:
                 # (a count from the file already includes the rows just inserted)
                 since = self._rows_since_snapshot(conn, account_id) + (
                     len(rows) - 1 if cached else 0)
-                if since >= self.snapshot_every:
+                if since >= self.snapshot_every or account_id in self._unsaved:
+                    # (after lost changes, state_after is the only complete record of them)
                     self._write_snapshot(conn, account_id, seq, state_after, at_text, journal_id)
                     since = 0
         except BaseException:
             # The caches may describe rows that were rolled back: rebuild them next time.
             self._derived.pop(account_id, None)
             self._since_snapshot.pop(account_id, None)
+            self._unsaved.add(account_id)
             raise
+        self._unsaved.discard(account_id)
         self._since_snapshot[account_id] = since
         return journal_id
 

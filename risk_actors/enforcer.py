@@ -367,3 +367,30 @@ class EnforcerActor(ActorTypeDispatcher):
             self.db.audit(kind, self.init.account_id, rule, detail, self.clock.now())
         except Exception as exc:  # the audit must never stop an enforcement
             logger.error("audit write failed: {}", exc)
+
+
+class EmbeddedEnforcer(EnforcerActor):
+    """The same enforcer, run inside its AccountActor's process (``daemon.enforcer_placement:
+    inline``, the default): one process hop less between a verdict and the broker call.
+
+    The host (the AccountActor) hands it ``Enforce``, ``BrokerReply`` and its wake-ups; its
+    ``BrokerCall``s leave from the host (so replies come back to the host) and its
+    ``EnforcementDone`` goes straight to the host's handler. What it gives up is surviving the
+    account: if the account process dies, the restarted account reconciles with the broker
+    and its rules and lockout guard ask again for what is still wrong.
+    """
+
+    def __init__(self, host: Any) -> None:
+        super().__init__()
+        self.host = host
+
+    def send(self, target: Any, msg: Any) -> None:
+        if isinstance(msg, m.EnforcementDone):
+            self.host.receiveMsg_EnforcementDone(msg, None)
+        else:
+            self.host.send(target, msg)
+
+    def wakeupAfter(self, timePeriod: Any, payload: Any = None) -> None:
+        if payload == ("orphan-check",):
+            return  # the host watches its own parent
+        self.host.wakeupAfter(timePeriod, payload=("enforcer", payload))

@@ -144,6 +144,7 @@ class Supervisor(ActorTypeDispatcher):
         return AccountInit(acc.id, acc.name or str(acc.id), broker, specs, self.db_path(),
                            reset.time, reset.timezone, self.config.daemon.rule_timeout_ms,
                            quote_interval_ms=self.config.daemon.quote_interval_ms,
+                           enforcer_placement=self.config.daemon.enforcer_placement,
                            symbol_aliases=tuple(sorted(self.config.daemon.symbol_aliases.items())),
                            **self._alert_settings())
 

@@ -165,6 +165,9 @@ class DaemonConfig:
     rule_placement: str = "auto"
     # Most one quote per contract per this many ms reaches the account (latest wins); 0 = all.
     quote_interval_ms: int = 20
+    # "inline": each account's enforcer runs in the account's process (one hop less per
+    # enforcement); "actor": its own process, restarted on its own if it dies.
+    enforcer_placement: str = "inline"
 
     def aliases(self) -> dict[str, str]:
         """The alias table to use: :data:`risk_actors.symbols.DEFAULT_ALIASES` plus the configured

@@ -105,10 +105,12 @@ def audit(state_dir: Path, kind: str | None = None) -> list:
 
 
 def setup_account(sim, riskd_factory, tmp_path, rules=None, placement="actor", **kw):
-    """One simulator account watched by a fresh daemon. Rules run in their own actors by
-    default: the fault suite kills them (``placement="inline"`` for the shipped default)."""
+    """One simulator account watched by a fresh daemon. Rules and the enforcer run in their
+    own actors by default: the fault suite kills them (``placement="inline"`` for the shipped
+    default, where both run inside the account's process)."""
     extra = dict(kw.pop("extra", None) or {})
-    extra["daemon"] = {"rule_placement": placement, **extra.get("daemon", {})}
+    extra["daemon"] = {"rule_placement": placement, "enforcer_placement": placement,
+                       **extra.get("daemon", {})}
     kw["extra"] = extra
     acc = sim.control.create_account("E2E", balance=50000.0)
     sim.control.set_price("MNQ", 21000)

@@ -32,12 +32,24 @@ def system():
     asys.shutdown()
 
 
+PLACEMENT = {"enforcer": "actor"}
+
+
+@pytest.fixture(autouse=True, params=["actor", "inline"])
+def enforcer_placement(request):
+    """Every pipeline test runs with the enforcer in its own actor and inside the account."""
+    PLACEMENT["enforcer"] = request.param
+    yield request.param
+    PLACEMENT["enforcer"] = "actor"
+
+
 def _start(asys, tmp_path, rules):
     db = str(tmp_path / "riskd.sqlite")
     Database(db).close()
     broker = asys.createActor(FakeBroker)
     acct = asys.createActor(AccountActor)
-    asys.tell(acct, AccountInit(ACC, "TEST", None, tuple(rules), db, gateway_address=broker))
+    asys.tell(acct, AccountInit(ACC, "TEST", None, tuple(rules), db, gateway_address=broker,
+                                enforcer_placement=PLACEMENT["enforcer"]))
     asys.tell(acct, m.Inbound(ACC, 1, m.ContractsKnown(ACC, tuple(CONTRACTS.values())),
                               datetime.now(timezone.utc)))
     return acct, broker, db

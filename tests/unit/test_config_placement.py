@@ -11,6 +11,7 @@ def test_no_placement_keys_then_auto_and_20_ms_quote_interval(tmp_path):
     config = load(tmp_path, BASE)
     assert config.daemon.rule_placement == "auto"
     assert config.daemon.quote_interval_ms == 20
+    assert config.daemon.enforcer_placement == "inline"
     assert all(r.placement is None for r in config.rules)
 
 
@@ -29,6 +30,7 @@ def test_placement_keys_given_then_kept_and_rule_override_wins(tmp_path):
     ("  rule_placement: thread\n", "daemon.rule_placement", "'thread'"),
     ("  quote_interval_ms: 5000\n", "daemon.quote_interval_ms", "5000"),
     ("  quote_interval_ms: fast\n", "daemon.quote_interval_ms", "'fast'"),
+    ("  enforcer_placement: auto\n", "daemon.enforcer_placement", "'auto'"),
 ])
 def test_bad_daemon_placement_value_then_error_names_key_and_value(tmp_path, line, key, shown):
     found = problems(tmp_path, BASE.replace("  state_dir: var\n", "  state_dir: var\n" + line)).problems
