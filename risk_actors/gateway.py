@@ -61,14 +61,9 @@ class GatewayStart:
     settings: BrokerSettings
     reset_boundary: datetime
     start_seq: int = 0
-    # At most one quote per contract per this many ms goes to the account (the latest; a
-    # quote is a level, so skipping one loses nothing but its moment). 0 = every quote.
+    # Quotes leave the broker session at most once per this many ms (the latest of each
+    # contract; a quote is a level, so skipping one loses nothing but its moment). 0 = all.
     quote_interval_ms: int = 0
-
-
-@attrs.frozen
-class _QuoteFlush:
-    """Payload of the wake-up that sends the quotes held back by the quote interval."""
 
 
 @attrs.frozen
@@ -93,9 +88,6 @@ class GatewayActor(ActorTypeDispatcher):
         self._start_failures = 0
         self._exiting = False
         self._ppid: int | None = None
-        self._quote_sent: dict[str, float] = {}   # contract -> monotonic time of the last sent
-        self._quote_held: dict[str, Any] = {}     # contract -> newest quote not sent yet
-        self._flush_due: float | None = None
 
     # ------------------------------------------------------------------ dispatch
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -154,10 +146,6 @@ class GatewayActor(ActorTypeDispatcher):
         pass  # receiveMessage drains after every message
 
     def receiveMsg_WakeupMessage(self, msg: WakeupMessage, sender: Any) -> None:
-        if isinstance(msg.payload, _QuoteFlush):
-            self._flush_due = None
-            self._forward([])
-            return
         if not isinstance(msg.payload, _Heartbeat) or msg.payload.generation != self._generation:
             return
         self._check_parent()
@@ -185,7 +173,8 @@ class GatewayActor(ActorTypeDispatcher):
         assert st is not None
         try:
             session = BrokerSession(st.account_id, st.account_name, st.settings,
-                                    st.reset_boundary)
+                                    st.reset_boundary,
+                                    quote_interval=st.quote_interval_ms / 1000.0)
             session.start()
         except Exception as exc:
             # Tell the account once (it shows "disconnected" and why); the heartbeat retries
@@ -274,17 +263,8 @@ class GatewayActor(ActorTypeDispatcher):
 
         st = self._start
         out: list[m.Inbound] = []
-        interval = (st.quote_interval_ms / 1000.0) if st is not None else 0.0
-        now = time.monotonic()
         for item in items:
             if isinstance(item, Received):
-                if interval and isinstance(item.event, m.QuoteEvent):
-                    cid = item.event.contract_id
-                    if now - self._quote_sent.get(cid, 0.0) < interval:
-                        self._quote_held[cid] = item
-                        continue
-                    self._quote_held.pop(cid, None)
-                    self._quote_sent[cid] = now
                 self._seq += 1
                 out.append(m.Inbound(st.account_id, self._seq, item.event, item.received_at))
             elif isinstance(item, m.BrokerReply):
@@ -300,19 +280,6 @@ class GatewayActor(ActorTypeDispatcher):
                 logs.emit_to_loguru(item)
             else:
                 logger.warning("GatewayActor: unexpected session item {!r}", item)
-        if self._quote_held:
-            due = [cid for cid in self._quote_held
-                   if now - self._quote_sent.get(cid, 0.0) >= interval]
-            for cid in due:
-                item = self._quote_held.pop(cid)
-                self._quote_sent[cid] = now
-                self._seq += 1
-                out.append(m.Inbound(st.account_id, self._seq, item.event, item.received_at))
-            if self._quote_held and self._flush_due is None:
-                first = min(self._quote_sent.get(cid, 0.0) for cid in self._quote_held)
-                self._flush_due = first + interval
-                self.wakeupAfter(timedelta(seconds=max(0.001, self._flush_due - now)),
-                                 payload=_QuoteFlush())
         if len(out) == 1:
             self.send(self._parent, out[0])
         elif out:
