@@ -238,8 +238,16 @@ class EnforcerActor(ActorTypeDispatcher):
             return
         job.phase = "verify"
         job.positions = job.orders = None
-        self._call(job, "search_positions", {})
-        self._call(job, "search_orders", {})
+        # Read back only what the goal is judged on: a close or reduce needs no order list
+        # (one REST call less per enforcement, against the gateway's 200 per minute).
+        if isinstance(job.goal, (m.CancelOrders, m.CancelOrder)):
+            job.positions = {}
+        else:
+            self._call(job, "search_positions", {})
+        if isinstance(job.goal, (m.ClosePosition, m.ReducePosition)):
+            job.orders = {}
+        else:
+            self._call(job, "search_orders", {})
 
     def _call(self, job: Job, op: str, args: dict) -> None:
         call_id = f"{self.init.account_id}-{next(self.ids)}"
