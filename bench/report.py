@@ -36,6 +36,41 @@ def latency_table(doc) -> list[str]:
     return out
 
 
+OPT_STEPS = {  # file stem -> what that run adds over the one before
+    "opt-A-none": "none: rules and enforcer in their own actors, every quote forwarded",
+    "opt-B-rules-inline": "+ riskd's rules judged inside the account process",
+    "opt-C-enforcer-inline": "+ the enforcer inside the account process",
+    "opt-D-all": "+ quotes held to one per contract per 20 ms (shipped defaults)",
+}
+
+
+def optimisation_section(paths) -> list[str]:
+    """Before/after: the same cases with the optimisations switched on one after another
+    (bench/latency.py --daemon KEY=VALUE). The batching of a drain into one message, the
+    journal written after the broker call and the read-back of only what a goal needs are in
+    every run (they have no switch); the previous session's figures above them are the
+    'before' of those."""
+    out = ["## Optimisations, before and after", "",
+           "Each row set is `bench/latency.py --accounts 1,10 --rates 0,2000 --violations 200` "
+           "with the `--daemon` settings shown (same machine, same session, one after another), "
+           "switching on one optimisation at a time. In every run: one `InboundBatch` message "
+           "per drain of the broker session (not one per event), the journal and audit written "
+           "after the broker call has left (one transaction per handled message), and a "
+           "read-back of only what the goal is judged on.", "",
+           "| optimisations | --daemon | accounts | quotes/s | n | missed | p50 ms | p99 ms | "
+           "CPU total % |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for path in paths:
+        doc = json.loads(path.read_text())
+        argv = doc.get("argv", [])
+        settings = " ".join(argv[i + 1] for i, a in enumerate(argv) if a == "--daemon") or "defaults"
+        for r in doc["rows"]:
+            sat = " (saturated)" if r.get("saturated") else ""
+            out.append(f"| {OPT_STEPS.get(path.stem, path.stem)} | {settings} | {r['accounts']} | "
+                       f"{r['rate_target']:.0f} | {r['n']} | {r['missed']}{sat} | {r['p50']:.2f} "
+                       f"| {r['p99']:.2f} | {r.get('cpu_total', 0):.0f} |")
+    return out + [""]
+
+
 def throughput_section(doc, first: bool = True) -> list[str]:
     """The Throughput section from bench/throughput.py's results (riskd, or the floor)."""
     tgt = doc["cases"][0]["target"] if doc["cases"] else "riskd"
@@ -156,6 +191,9 @@ def main() -> int:
                          f"{c['riskd_p99']:.2f} | {c['floor_p99']:.2f} | {c['ratio_p99']:.1f} | "
                          f"{c['diff_p99']:.2f} |")
         lines.append("")
+    opts = sorted(RES.glob("opt-*.json"))
+    if opts and not args.quick:
+        lines += optimisation_section(opts)
     for name in (f"throughput{sfx}.json", f"throughput-floor{sfx}.json"):
         tp = load(name)
         if tp:

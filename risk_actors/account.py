@@ -44,6 +44,7 @@ ENFORCE_REPLAY_SECONDS = 300.0
 # A rule that misses the deadline is slow (a loaded machine) until it stays silent this many
 # times the timeout: then it is hung, and is killed and restarted.
 HANG_FACTOR = 10
+FEED_BATCH_MAX = 200   # component feed items held before a send outside the sweep
 
 
 @attrs.frozen
@@ -319,9 +320,16 @@ class AccountActor(ActorTypeDispatcher):
             return super().receiveMessage(msg, sender)
         finally:
             self._flush_journal()
-            if self.feed_buf:
-                feeds, self.feed_buf = tuple(self.feed_buf), []
-                self.send(self.parent, m.ComponentFeedBatch(feeds))
+            if len(self.feed_buf) >= FEED_BATCH_MAX:
+                self._flush_feed()
+
+    def _flush_feed(self) -> None:
+        """Send the components what piled up: once per sweep (about a second), or sooner when
+        the batch is large. Every message costs CPU on the enforcement path's cores, and
+        analytics do not need the millisecond."""
+        if self.feed_buf and self.parent is not None:
+            feeds, self.feed_buf = tuple(self.feed_buf), []
+            self.send(self.parent, m.ComponentFeedBatch(feeds))
 
     def _flush_journal(self) -> None:
         """Write the changes of the message just handled, in one transaction.
@@ -521,6 +529,7 @@ class AccountActor(ActorTypeDispatcher):
 
     def _sweep(self, now: datetime) -> None:
         self.parent_watch.check()
+        self._flush_feed()
         self._reset_if_due(now)
         self._check_connection(now)
         self.sweep_gen += 1
@@ -709,6 +718,7 @@ class AccountActor(ActorTypeDispatcher):
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
         self.stopping = True
         self._flush_journal()  # before the snapshot, which covers them
+        self._flush_feed()
         if self.db is not None and self.state is not None:
             try:
                 self.db.snapshot(self.init.account_id, self.jseq, self.state, self.clock.now())
