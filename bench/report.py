@@ -41,6 +41,8 @@ OPT_STEPS = {  # file stem -> what that run adds over the one before
     "opt-B-rules-inline": "+ riskd's rules judged inside the account process",
     "opt-C-enforcer-inline": "+ the enforcer inside the account process",
     "opt-D-all": "+ quotes held to one per contract per 20 ms (shipped defaults)",
+    "opt-E-feed-batched": "+ component feed sent once a second (no switch: the defaults re-run "
+                          "after that change)",
 }
 
 
