@@ -28,11 +28,12 @@ from __future__ import annotations
 import importlib
 import inspect
 from datetime import datetime
-from importlib.metadata import entry_points
 from typing import Any, ClassVar, Mapping
 
 import attrs
 from loguru import logger
+
+from risk_actors.plugins import load_entry_points
 
 GROUP = "riskd.components"
 # Keys every component entry accepts besides its Params (components must not reuse them).
@@ -130,16 +131,7 @@ def discover() -> tuple[Mapping[str, type[Component]], list[str]]:
     """All installed components by name, and the problems met (logged, never raised)."""
     found: dict[str, type[Component]] = {}
     errors: list[str] = []
-    for ep in entry_points(group=GROUP):
-        try:
-            cls = _check(ep.load(), f"entry point {ep.name} ({ep.value})")
-        except Exception as exc:  # a broken third-party package must not stop the others
-            errors.append(f"entry point {ep.name!r}: {exc}")
-            continue
-        if cls.name != ep.name:
-            errors.append(f"entry point {ep.name!r} loads component named {cls.name!r}; "
-                          f"using {cls.name!r}")
-        found.setdefault(cls.name, cls)
+    load_entry_points(GROUP, _check, "component", found, errors)
     if "analytics" not in found:
         # A source checkout whose entry points are not installed still has the built-in.
         try:

@@ -26,6 +26,17 @@ _ANY = ("", "0.0.0.0")
 _installed = False
 
 
+def is_loopback_host(host: str) -> bool:
+    """Whether a URL's host names this machine (``localhost`` or a loopback address): where
+    plain http is acceptable, since nothing crosses a network."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def install(host: str = LOOPBACK) -> None:
     """Patch thespian (idempotent). ``host`` must be a loopback address."""
     global _installed

@@ -11,7 +11,7 @@ import importlib
 import inspect
 import pkgutil
 from importlib.metadata import entry_points
-from typing import Mapping
+from typing import Callable, Mapping
 
 from loguru import logger
 
@@ -34,16 +34,28 @@ def _check(cls: object, origin: str) -> type[Rule]:
     return cls
 
 
-def _from_entry_points(found: dict[str, type[Rule]], errors: list[str]) -> None:
-    for ep in entry_points(group=GROUP):
+def load_entry_points(group: str, check: Callable[[object, str], type], kind: str,
+                      found: dict, errors: list[str]) -> None:
+    """Add to ``found`` (by the class's ``name``) every plugin class of entry-point ``group``
+    that ``check(obj, origin)`` accepts; what fails to load or check goes to ``errors``.
+
+    Shared by rules, notification channels and components: a broken third-party package
+    must never stop the others, nor the daemon.
+    """
+    for ep in entry_points(group=group):
         try:
-            cls = _check(ep.load(), f"entry point {ep.name} ({ep.value})")
-        except Exception as exc:  # a broken third-party plugin must not stop the others
+            cls = check(ep.load(), f"entry point {ep.name} ({ep.value})")
+        except Exception as exc:  # noqa: BLE001 - plugin code may raise anything
             errors.append(f"entry point {ep.name!r}: {exc}")
             continue
         if cls.name != ep.name:
-            errors.append(f"entry point {ep.name!r} loads rule named {cls.name!r}; using {cls.name!r}")
+            errors.append(f"entry point {ep.name!r} loads {kind} named {cls.name!r}; "
+                          f"using {cls.name!r}")
         found.setdefault(cls.name, cls)
+
+
+def _from_entry_points(found: dict[str, type[Rule]], errors: list[str]) -> None:
+    load_entry_points(GROUP, _check, "rule", found, errors)
 
 
 def _from_package(found: dict[str, type[Rule]], errors: list[str], package: str = "rules") -> None:

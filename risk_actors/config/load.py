@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import ipaddress
 import os
 import re
 import stat
@@ -41,6 +40,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from risk_actors.calendar import parse_hhmm, parse_zone
 from risk_actors.config import migrations
+from risk_actors.netshim import is_loopback_host
 from risk_actors.config.migrations import (CURRENT_VERSION, LAYOUT_1_0_FILES, LEGACY_KEY,
                                            MigrationError, MigrationResult, version_key)
 from risk_actors.config.schema import (MODES, RULE_COMMON_KEYS, AccountConfig, BrokerSection,
@@ -299,13 +299,7 @@ def _is_text(v: Any) -> str | None:
     return None if v.strip() else "must not be empty"
 
 
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+_loopback = is_loopback_host
 
 
 def _is_url(schemes: tuple[str, ...], need_path: bool = False):

@@ -8,10 +8,11 @@ installed (the rules' habit, :mod:`risk_actors.plugins`).
 from __future__ import annotations
 
 import inspect
-from importlib.metadata import entry_points
 from typing import Mapping
 
 from loguru import logger
+
+from risk_actors.plugins import load_entry_points
 
 from risk_actors.notify.base import Channel
 
@@ -40,13 +41,7 @@ def discover_channels(include_builtins: bool = True
     import importlib
     found: dict[str, type[Channel]] = {}
     errors: list[str] = []
-    for ep in entry_points(group=GROUP):
-        try:
-            cls = check_channel(ep.load(), f"entry point {ep.name} ({ep.value})")
-        except Exception as exc:  # a broken third-party channel must not stop the others
-            errors.append(f"entry point {ep.name!r}: {exc}")
-            continue
-        found.setdefault(cls.name, cls)
+    load_entry_points(GROUP, check_channel, "channel", found, errors)
     if include_builtins:
         for module_name in BUILTIN_MODULES:
             module = importlib.import_module(module_name)

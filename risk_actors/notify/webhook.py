@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import time
 import uuid
@@ -26,6 +25,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from risk_actors.netshim import is_loopback_host
 from risk_actors.messages import WEBHOOK_EVENTS, Notify
 from risk_actors.notify.base import Channel, ChannelError
 
@@ -62,20 +62,11 @@ def payload(alert: Notify, event: str, delivery: str) -> dict[str, Any]:
             "key": alert.dedup_key(), "data": dict(alert.data)}
 
 
-def _loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_url(_inst: Any, _attr: Any, url: str) -> None:
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("url must be an http(s):// URL")
-    if parts.scheme == "http" and not _loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError("url must use https (plain http only to a loopback address): the "
                          "payload names accounts and positions")
 
