@@ -75,6 +75,7 @@ class AccountInit:
     quote_interval_ms: int = 20  # the gateway forwards one quote per contract per this long
     symbol_aliases: tuple[tuple[str, str], ...] = ()  # daemon.symbol_aliases (over defaults)
     enforcer_placement: str = "actor"  # "inline": the enforcer runs in this process
+    broker_placement: str = "actor"  # "inline": the broker session runs in this process
     connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
     gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
     clock: Any = None  # a Clock; None = system time (tests on simpleSystemBase drive a FakeClock)
@@ -127,6 +128,7 @@ class AccountActor(ActorTypeDispatcher):
         self.gateway = None
         self.enforcer = None
         self.embedded = None      # the EmbeddedEnforcer when enforcer_placement is inline
+        self.embedded_gw = None   # the EmbeddedGateway when broker_placement is inline
         self.rules: dict[str, _RuleSlot] = {}
         self.pending: dict[int, _Pending] = {}
         self.crashes: dict[tuple[str, int], int] = {}
@@ -200,11 +202,17 @@ class AccountActor(ActorTypeDispatcher):
 
     def _start_gateway(self) -> None:
         from risk_actors.gateway import GatewayStart  # message class only; the SDK loads in the child
-        self.gateway = self.createActor("risk_actors.gateway.GatewayActor")
         boundary = self.state.last_reset_at or (self.clock.now() - timedelta(days=1))
-        self.send(self.gateway, GatewayStart(self.init.account_id, self.init.name,
-                                             self.init.broker, boundary, self.state.last_seq,
-                                             self.init.quote_interval_ms))
+        start = GatewayStart(self.init.account_id, self.init.name, self.init.broker, boundary,
+                             self.state.last_seq, self.init.quote_interval_ms)
+        if self.init.broker_placement == "inline":
+            from risk_actors.gateway import EmbeddedGateway
+            self.embedded_gw = EmbeddedGateway(self)
+            self.gateway = self.myAddress
+            self.embedded_gw.receiveMsg_GatewayStart(start, self.myAddress)
+            return
+        self.gateway = self.createActor("risk_actors.gateway.GatewayActor")
+        self.send(self.gateway, start)
 
     def _start_enforcer(self) -> None:
         if self.init.enforcer_placement == "inline":
@@ -238,6 +246,11 @@ class AccountActor(ActorTypeDispatcher):
         except Exception as exc:
             self._failure(spec.name, f"rule {spec.name} cannot load: {exc}")
             return
+        if spec.placement != "inline" and self.embedded_gw is not None:
+            # This process runs the SDK's thread: forking a rule process now could deadlock.
+            logger.warning("account {}: rule {} runs inline (the broker link is in this "
+                           "process)", self.init.account_id, spec.name)
+            spec = attrs.evolve(spec, placement="inline")
         slot = _RuleSlot(spec, local)
         self.rules[spec.name] = slot
         if spec.placement == "inline":
@@ -317,11 +330,26 @@ class AccountActor(ActorTypeDispatcher):
 
     def receiveMessage(self, msg: Any, sender: Any) -> Any:
         try:
-            return super().receiveMessage(msg, sender)
+            super().receiveMessage(msg, sender)
         finally:
+            gw = self.embedded_gw
+            if gw is not None:
+                try:
+                    gw._pump()  # broker events that arrived meanwhile, handled right here
+                except Exception:  # noqa: BLE001 - the broker link must outlive one bad item
+                    logger.exception("account: error draining the embedded broker session")
             self._flush_journal()
             if len(self.feed_buf) >= FEED_BATCH_MAX:
                 self._flush_feed()
+        # thespian resets the fd watch after every message: hand it back each time.
+        return self.embedded_gw._watch() if self.embedded_gw is not None else None
+
+    def receiveMsg_WatchMessage(self, msg: Any, sender: Any) -> None:
+        pass  # receiveMessage drains the embedded broker session after every message
+
+    def receiveMsg_BrokerCall(self, msg: m.BrokerCall, sender: Any) -> None:
+        if self.embedded_gw is not None:
+            self.embedded_gw.receiveMsg_BrokerCall(msg, sender)
 
     def _flush_feed(self) -> None:
         """Send the components what piled up: once per sweep (about a second), or sooner when
@@ -506,7 +534,11 @@ class AccountActor(ActorTypeDispatcher):
         payload = msg.payload or ()
         if not payload or self.state is None:
             return
-        if payload[0] == "enforcer":
+        if payload[0] == "gateway":
+            if self.embedded_gw is not None:
+                self.embedded_gw.receiveMsg_WakeupMessage(WakeupMessage(msg.delayPeriod,
+                                                                        payload[1]), sender)
+        elif payload[0] == "enforcer":
             if self.embedded is not None:
                 self.embedded.receiveMsg_WakeupMessage(WakeupMessage(msg.delayPeriod,
                                                                      payload[1]), sender)
@@ -717,6 +749,8 @@ class AccountActor(ActorTypeDispatcher):
 
     def receiveMsg_ActorExitRequest(self, msg: ActorExitRequest, sender) -> None:
         self.stopping = True
+        if self.embedded_gw is not None:
+            self.embedded_gw.receiveMsg_ActorExitRequest(msg, sender)  # close the session
         self._flush_journal()  # before the snapshot, which covers them
         self._flush_feed()
         if self.db is not None and self.state is not None:

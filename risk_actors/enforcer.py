@@ -395,6 +395,8 @@ class EmbeddedEnforcer(EnforcerActor):
     def send(self, target: Any, msg: Any) -> None:
         if isinstance(msg, m.EnforcementDone):
             self.host.receiveMsg_EnforcementDone(msg, None)
+        elif isinstance(msg, m.BrokerCall) and getattr(self.host, "embedded_gw", None) is not None:
+            self.host.embedded_gw.receiveMsg_BrokerCall(msg, self.host.myAddress)
         else:
             self.host.send(target, msg)
 

@@ -284,3 +284,34 @@ class GatewayActor(ActorTypeDispatcher):
             self.send(self._parent, out[0])
         elif out:
             self.send(self._parent, m.InboundBatch(st.account_id, tuple(out)))
+
+
+class EmbeddedGateway(GatewayActor):
+    """The broker bridge run inside its AccountActor's process (``daemon.broker_placement:
+    inline``): no process hop between a broker event and the rules, nor between the enforcer
+    and the REST call.
+
+    The host hands it ``GatewayStart``, ``BrokerCall``s and its wake-ups, pumps the session
+    after every message it handles and returns :meth:`GatewayActor._watch` to thespian. Events
+    and replies for the host go straight to its handlers. The host must not create children
+    once the session thread runs (fork after threads): the Supervisor only chooses this
+    placement for an account whose rules and enforcer all run inline.
+    """
+
+    def __init__(self, host: Any) -> None:
+        super().__init__()
+        self.host = host
+
+    def send(self, target: Any, msg: Any) -> None:
+        if target == self.host.myAddress:
+            handler = getattr(self.host, f"receiveMsg_{type(msg).__name__}", None)
+            if handler is not None:
+                handler(msg, self.host.myAddress)
+                return
+        self.host.send(target, msg)
+
+    def wakeupAfter(self, timePeriod: Any, payload: Any = None) -> None:
+        self.host.wakeupAfter(timePeriod, payload=("gateway", payload))
+
+    def _check_parent(self) -> None:
+        pass  # the host is this process: it watches its own parent

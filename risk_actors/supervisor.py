@@ -145,8 +145,21 @@ class Supervisor(ActorTypeDispatcher):
                            reset.time, reset.timezone, self.config.daemon.rule_timeout_ms,
                            quote_interval_ms=self.config.daemon.quote_interval_ms,
                            enforcer_placement=self.config.daemon.enforcer_placement,
+                           broker_placement=self._broker_placement(acc, specs),
                            symbol_aliases=tuple(sorted(self.config.daemon.symbol_aliases.items())),
                            **self._alert_settings())
+
+    def _broker_placement(self, acc, specs) -> str:
+        wanted = self.config.daemon.broker_placement
+        if wanted != "inline":
+            return "actor"
+        actors = [s.name for s in specs if s.placement != "inline"]
+        if actors or self.config.daemon.enforcer_placement != "inline":
+            logger.warning("account {}: broker_placement inline needs every rule and the "
+                           "enforcer inline (here: {}); its broker link runs in its own actor",
+                           acc.label, ", ".join(actors) or "enforcer")
+            return "actor"
+        return "inline"
 
     def _alert_settings(self) -> dict:
         notes = getattr(self.config, "notifications", None)

@@ -62,7 +62,7 @@ BROKER_KEYS = ("api_url", "user_hub_url", "market_hub_url", "username", "api_key
                "requests_per_minute", "timeout_seconds")
 ACCOUNT_KEYS = ("id", "name", "enabled", "description", "overrides")
 DAEMON_KEYS = ("admin_port", "state_dir", "rule_timeout_ms", "symbol_aliases", "rule_placement",
-               "quote_interval_ms", "enforcer_placement")
+               "quote_interval_ms", "enforcer_placement", "broker_placement")
 PLACEMENTS = ("auto", "actor", "inline")
 # Values under these keys are never shown in an error, whatever they are.
 SECRET_KEYS = frozenset({"api_key", "api_secret", "password", "secret", "token", "access_token"})
@@ -722,11 +722,15 @@ def _daemon(probs: _Problems, node: Any, base_dir: Path) -> DaemonConfig | None:
                     clean = None
             if clean is not None:
                 clean[key.strip().upper()] = value.strip().upper()
-    if None in (port, timeout, state_dir, clean, placement, quote_ms, enforcer):
+    broker = _get(probs, node, "broker_placement", path,
+                  lambda v: None if v in PLACEMENTS[1:] else
+                  f"must be one of {', '.join(PLACEMENTS[1:])}", default.broker_placement)
+    if None in (port, timeout, state_dir, clean, placement, quote_ms, enforcer, broker):
         return None
     return DaemonConfig(admin_port=port, state_dir=state_dir, rule_timeout_ms=timeout,
                         symbol_aliases=clean, rule_placement=placement,
-                        quote_interval_ms=quote_ms, enforcer_placement=enforcer)
+                        quote_interval_ms=quote_ms, enforcer_placement=enforcer,
+                        broker_placement=broker)
 
 
 def _legacy_summary(legacy: Mapping) -> list[str]:

@@ -168,6 +168,10 @@ class DaemonConfig:
     # "inline": each account's enforcer runs in the account's process (one hop less per
     # enforcement); "actor": its own process, restarted on its own if it dies.
     enforcer_placement: str = "inline"
+    # "inline": the broker session (SDK thread) runs in the account's process too, so an
+    # enforcement crosses no process at all. Only for an account whose rules and enforcer all
+    # run inline (a process with the SDK's thread must not fork children); else "actor".
+    broker_placement: str = "actor"
 
     def aliases(self) -> dict[str, str]:
         """The alias table to use: :data:`risk_actors.symbols.DEFAULT_ALIASES` plus the configured

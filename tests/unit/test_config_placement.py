@@ -12,6 +12,7 @@ def test_no_placement_keys_then_auto_and_20_ms_quote_interval(tmp_path):
     assert config.daemon.rule_placement == "auto"
     assert config.daemon.quote_interval_ms == 20
     assert config.daemon.enforcer_placement == "inline"
+    assert config.daemon.broker_placement == "actor"
     assert all(r.placement is None for r in config.rules)
 
 
@@ -31,6 +32,7 @@ def test_placement_keys_given_then_kept_and_rule_override_wins(tmp_path):
     ("  quote_interval_ms: 5000\n", "daemon.quote_interval_ms", "5000"),
     ("  quote_interval_ms: fast\n", "daemon.quote_interval_ms", "'fast'"),
     ("  enforcer_placement: auto\n", "daemon.enforcer_placement", "'auto'"),
+    ("  broker_placement: thread\n", "daemon.broker_placement", "'thread'"),
 ])
 def test_bad_daemon_placement_value_then_error_names_key_and_value(tmp_path, line, key, shown):
     found = problems(tmp_path, BASE.replace("  state_dir: var\n", "  state_dir: var\n" + line)).problems
