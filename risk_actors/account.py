@@ -155,6 +155,8 @@ class AccountActor(ActorTypeDispatcher):
     # =========================================================================================
     # start-up
     def receiveMsg_AccountInit(self, msg: AccountInit, sender) -> None:
+        if self.init is not None:
+            return  # thespian re-delivers a message whose handler raised: start once only
         self.init, self.parent = msg, sender
         self.parent_watch = ParentWatch(f"account {msg.account_id}")
         symbols.configure(dict(msg.symbol_aliases))
@@ -162,13 +164,19 @@ class AccountActor(ActorTypeDispatcher):
             self.clock = msg.clock
         now = self.clock.now()
         self.state = self._load(msg, now)
-        if msg.gateway_address is not None:
-            self.gateway = msg.gateway_address
-        elif msg.connect and msg.broker is not None:
-            self._start_gateway()
-        self._start_enforcer()
-        for spec in msg.rules:
-            self._add_rule(spec)
+        try:
+            if msg.gateway_address is not None:
+                self.gateway = msg.gateway_address
+            elif msg.connect and msg.broker is not None:
+                self._start_gateway()
+            self._start_enforcer()
+            for spec in msg.rules:
+                self._add_rule(spec)
+        except Exception as exc:  # noqa: BLE001
+            # Shown in `riskd status` and alerted, instead of an account that silently never
+            # reports; the sweep and status below still run.
+            logger.exception("account {}: start-up failed", msg.account_id)
+            self._failure("account", f"start-up failed: {type(exc).__name__}: {exc}")
         self._sweep(now)
         self._push_status(force=True)
 
@@ -176,9 +184,17 @@ class AccountActor(ActorTypeDispatcher):
         state = None
         if msg.db_path:
             from risk_actors.db import Database
-            self.db = Database(msg.db_path, migrate=False)  # the Supervisor migrated it
+            for attempt in range(4):
+                try:
+                    self.db = Database(msg.db_path, migrate=False)  # the Supervisor migrated it
+                    break
+                except Exception as exc:  # noqa: BLE001 - busy at start-up (many openers)
+                    logger.error("account {}: cannot open the state database (attempt {}): {}",
+                                 msg.account_id, attempt + 1, exc)
+                    time.sleep(0.5)
             try:
-                state, self.jseq = self.db.load(msg.account_id)
+                if self.db is not None:
+                    state, self.jseq = self.db.load(msg.account_id)
             except Exception as exc:  # fail loudly but keep running: REST rebuilds the day
                 logger.error("account {}: could not restore state: {}", msg.account_id, exc)
         if state is None:

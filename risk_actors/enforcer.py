@@ -178,9 +178,15 @@ class EnforcerActor(ActorTypeDispatcher):
         if getattr(self, "watch", None) is None:  # re-inits (new gateway) keep one check chain
             self.watch = ParentWatch(f"enforcer of account {msg.account_id}")
             self.wakeupAfter(CHECK_SECONDS, payload=("orphan-check",))
-        if msg.db_path:
+        if msg.db_path and self.db is None:
             from risk_actors.db import Database
-            self.db = Database(msg.db_path, migrate=False)
+            try:
+                self.db = Database(msg.db_path, migrate=False)
+            except Exception as exc:  # noqa: BLE001
+                # Enforce without an audit trail rather than not at all (a locked or damaged
+                # file at start-up); the next init (gateway restart) tries again.
+                logger.error("enforcer of account {}: audit database unavailable, enforcing "
+                             "without it: {}", msg.account_id, exc)
 
     # ---- requests ----------------------------------------------------------------------------
     def receiveMsg_Enforce(self, msg: m.Enforce, sender) -> None:
