@@ -333,15 +333,22 @@ class BrokerSession:
 
     @staticmethod
     def _coalesce(items: list[Any]) -> list[Any]:
-        last: dict[str, int] = {}
-        for i, it in enumerate(items):
+        # Between two other broker events only the newest quote of each contract is kept, and
+        # it stays before the event that followed it: an event is never judged against a
+        # price older than what had arrived before it.
+        out: list[Any] = []
+        held: dict[str, Any] = {}
+        for it in items:
             if isinstance(it, Received) and isinstance(it.event, m.QuoteEvent):
-                last[it.event.contract_id] = i
-        if not last:
-            return items
-        return [it for i, it in enumerate(items)
-                if not (isinstance(it, Received) and isinstance(it.event, m.QuoteEvent)
-                        and last[it.event.contract_id] != i)]
+                held.pop(it.event.contract_id, None)
+                held[it.event.contract_id] = it
+                continue
+            if held and isinstance(it, Received):
+                out.extend(held.values())
+                held.clear()
+            out.append(it)
+        out.extend(held.values())
+        return out
 
     def submit(self, call: m.BrokerCall) -> None:
         """Schedule ``call`` on the session loop; its ``BrokerReply`` arrives through drain()."""
@@ -389,6 +396,10 @@ class BrokerSession:
                 pass  # closed during stop()
 
     def _emit_event(self, event: Any, received_at: datetime | None = None) -> None:
+        if self._held_quotes and not isinstance(event, m.QuoteEvent):
+            # Quotes that came before this event go before it: a position judged against a
+            # price from before the latest quote could be closed for a loss it does not have.
+            self._flush_quotes()
         self.stats["events"] += 1
         self._emit(Received(event, received_at or self._clock.now()))
 

@@ -169,9 +169,10 @@ class DaemonConfig:
     # enforcement); "actor": its own process, restarted on its own if it dies.
     enforcer_placement: str = "inline"
     # "inline": the broker session (SDK thread) runs in the account's process too, so an
-    # enforcement crosses no process at all. Only for an account whose rules and enforcer all
-    # run inline (a process with the SDK's thread must not fork children); else "actor".
-    broker_placement: str = "actor"
+    # enforcement crosses no process at all. Used only for an account whose rules and enforcer
+    # all run inline (a process with the SDK's thread must not fork children); an account with
+    # a third-party rule in its own actor gets "actor" (logged).
+    broker_placement: str = "inline"
 
     def aliases(self) -> dict[str, str]:
         """The alias table to use: :data:`risk_actors.symbols.DEFAULT_ALIASES` plus the configured

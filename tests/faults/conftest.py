@@ -110,7 +110,7 @@ def setup_account(sim, riskd_factory, tmp_path, rules=None, placement="actor", *
     default, where both run inside the account's process)."""
     extra = dict(kw.pop("extra", None) or {})
     extra["daemon"] = {"rule_placement": placement, "enforcer_placement": placement,
-                       **extra.get("daemon", {})}
+                       "broker_placement": placement, **extra.get("daemon", {})}
     kw["extra"] = extra
     acc = sim.control.create_account("E2E", balance=50000.0)
     sim.control.set_price("MNQ", 21000)

@@ -1,6 +1,7 @@
-"""Fault: the AccountActor SIGKILLed with the shipped placement, where riskd's rules and the
-enforcer run inside the account's process (docs/performance.md): killing the account kills
-them too. The restarted account must restore its state, reconcile, and get the pending
+"""Fault: the AccountActor SIGKILLed where riskd's rules and the enforcer run inside the
+account's process and the broker link in its own actor (``broker_placement: actor``; the
+shipped all-inline placement is killed in tests/e2e/test_broker_inline.py): killing the
+account kills its rules and enforcer too. The restarted account must restore its state, reconcile, and get the pending
 violation enforced exactly once by its own rules."""
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ def _account_pid(daemon, exclude: int | None = None) -> int | None:
 
 def test_account_with_inline_rules_and_enforcer_sigkilled_after_a_fill_then_enforced_once(
         sim, riskd_factory, tmp_path):
-    account_id, daemon = setup_account(sim, riskd_factory, tmp_path, placement="inline")
+    account_id, daemon = setup_account(sim, riskd_factory, tmp_path, placement="inline",
+                                       extra={"daemon": {"broker_placement": "actor"}})
     _lose_20(sim, daemon, account_id)
     old = wait_for(lambda: _account_pid(daemon), 10, "account actor (inline placement)")
     since = sim.control.log()["next"]

@@ -12,7 +12,7 @@ def test_no_placement_keys_then_auto_and_20_ms_quote_interval(tmp_path):
     assert config.daemon.rule_placement == "auto"
     assert config.daemon.quote_interval_ms == 20
     assert config.daemon.enforcer_placement == "inline"
-    assert config.daemon.broker_placement == "actor"
+    assert config.daemon.broker_placement == "inline"
     assert all(r.placement is None for r in config.rules)
 
 

@@ -45,6 +45,24 @@ def test_burst_of_1000_quotes_on_2_contracts_then_first_at_once_and_latest_after
     assert sorted(later) == [("A", 1098.0), ("B", 1099.0)]  # then the newest of each contract
 
 
+def test_quote_held_when_a_position_event_comes_then_quote_delivered_first():
+    s = _session(0.05)
+    loop = asyncio.new_event_loop()
+    s._loop = loop
+    try:
+        s._hold_quote(m.QuoteEvent("MNQ", 21000.0), T)    # goes at once (quiet before)
+        s._hold_quote(m.QuoteEvent("MNQ", 20900.0), T)    # held: inside the interval
+        s._emit_event(m.PositionEvent(1, "MNQ", 2, m.POSITION_LONG, 20900.0), T)
+        items = [i.event for i in s.drain() if isinstance(i, Received)]
+    finally:
+        loop.close()
+        s._rsock.close()
+        s._wsock.close()
+    # drain() keeps the newest quote per contract, at its own place: before the position
+    assert [type(e).__name__ for e in items] == ["QuoteEvent", "PositionEvent"]
+    assert items[0].last_price == 20900.0
+
+
 def test_interval_zero_then_every_quote_passes():
     s = _session(0.0)
     s._loop = asyncio.new_event_loop()
@@ -57,3 +75,13 @@ def test_interval_zero_then_every_quote_passes():
         s._loop.close()
         s._rsock.close()
         s._wsock.close()
+
+
+def test_drain_coalescing_when_quotes_around_a_position_then_each_side_keeps_its_newest():
+    q = lambda p: Received(m.QuoteEvent("MNQ", p), T)  # noqa: E731
+    pos = Received(m.PositionEvent(1, "MNQ", 2, m.POSITION_LONG, 20900.0), T)
+    out = BrokerSession._coalesce([q(21000.0), q(20900.0), pos, q(20950.0), q(20940.0)])
+    # the position is judged against 20900 (what had arrived before it), never 21000 nor a
+    # price from after it; the burst after it ends at its newest
+    assert [(type(i.event).__name__, getattr(i.event, "last_price", None)) for i in out] == [
+        ("QuoteEvent", 20900.0), ("PositionEvent", None), ("QuoteEvent", 20940.0)]
