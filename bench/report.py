@@ -43,6 +43,7 @@ OPT_STEPS = {  # file stem -> what that run adds over the one before
     "opt-D-all": "+ quotes held to one per contract per 20 ms (shipped defaults)",
     "opt-E-feed-batched": "+ component feed sent once a second (no switch: the defaults re-run "
                           "after that change)",
+    "opt-F-broker-inline": "+ the broker link inside the account process (now the default)",
 }
 
 
