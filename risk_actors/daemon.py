@@ -351,10 +351,29 @@ def run_foreground(config_path: Path, sim_url: str | None, log_level: str = "INF
         watchdog.stopping()
         return 0
     finally:
+        info = read_pidfile(state_dir)
         try:
             asys.shutdown()
         finally:
+            _reap_actors(info, port)
             pidfile(state_dir).unlink(missing_ok=True)
+
+
+def _reap_actors(info: dict | None, port: int, grace: float = 3.0) -> None:
+    """After shutdown: SIGKILL what is left of the actor system. Under heavy load thespian's
+    shutdown can return while its admin still runs; a survivor would hold the admin port with
+    no daemon to stop it (every actor was already asked to exit and save its state)."""
+    deadline = time.monotonic() + grace
+    while port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not port_open(port):
+        return
+    for group in (info or {}).get("actor_pgids", []):
+        try:
+            os.killpg(group, signal.SIGKILL)
+            logger.warning("stop: killed the actor processes left in group {}", group)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def start_background(config_path: Path, sim_url: str | None, wait: float = 60.0) -> str:
