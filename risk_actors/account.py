@@ -411,9 +411,7 @@ class AccountActor(ActorTypeDispatcher):
         verdicts = [run_rule(s.rule, s.spec.mode, self.init.account_id, seq, event, self.state,
                              now) for s in targets if s.address is None]
         for v in verdicts:
-            if v.error:
-                self._failure(v.rule, f"rule {v.rule} raised on seq {seq}: "
-                                      f"{v.error.splitlines()[0]}", detail=v.error)
+            self._report_raise(v)
         if not remote:
             self._conclude(seq, event, verdicts)
             return
@@ -450,11 +448,15 @@ class AccountActor(ActorTypeDispatcher):
             return
         p.waiting.discard(v.rule)
         p.verdicts.append(v)
+        self._report_raise(v)
+        if not p.waiting:
+            self._complete(v.seq)
+
+    def _report_raise(self, v: m.Verdict) -> None:
+        """A plugin that raised (inline or in its actor): recorded and alerted, event goes on."""
         if v.error:
             self._failure(v.rule, f"rule {v.rule} raised on seq {v.seq}: "
                                   f"{v.error.splitlines()[0]}", detail=v.error)
-        if not p.waiting:
-            self._complete(v.seq)
 
     def _complete(self, seq: int) -> None:
         p = self.pending.pop(seq, None)

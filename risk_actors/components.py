@@ -25,7 +25,6 @@ and third-party alike; they run in one ComponentHost actor (:mod:`risk_actors.co
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from datetime import datetime
 from typing import Any, ClassVar, Mapping
@@ -33,7 +32,7 @@ from typing import Any, ClassVar, Mapping
 import attrs
 from loguru import logger
 
-from risk_actors.plugins import load_entry_points
+from risk_actors.plugins import class_path, load_class, load_entry_points
 
 GROUP = "riskd.components"
 # Keys every component entry accepts besides its Params (components must not reuse them).
@@ -145,11 +144,8 @@ def discover() -> tuple[Mapping[str, type[Component]], list[str]]:
 
 
 def load_component(path: str) -> type[Component]:
-    """Import ``module:Class`` (how the ComponentHost, in its own process, gets a class)."""
-    module, _, attr = path.partition(":")
-    return _check(getattr(importlib.import_module(module), attr), path)
+    """A component class by ``module:Class`` path (how the ComponentHost gets it)."""
+    return load_class(path, _check)
 
 
-def component_path(cls: type[Component]) -> str:
-    """The ``module:Class`` path of a component class (picklable reference)."""
-    return f"{cls.__module__}:{cls.__qualname__}"
+component_path = class_path

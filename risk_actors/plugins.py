@@ -91,12 +91,21 @@ def discover(include_package: bool = True) -> tuple[Mapping[str, type[Rule]], li
     return dict(sorted(found.items())), errors
 
 
-def load_rule(path: str) -> type[Rule]:
-    """Import ``module:Class`` (how a RuleActor, in its own process, gets its plugin class)."""
+def load_class(path: str, check: Callable[[object, str], type]) -> type:
+    """Import ``module:Class`` and pass it through ``check`` (how an actor in its own process
+    gets a plugin class from a picklable reference)."""
     module, _, attr = path.partition(":")
-    return _check(getattr(importlib.import_module(module), attr), path)
+    return check(getattr(importlib.import_module(module), attr), path)
 
 
-def rule_path(cls: type[Rule]) -> str:
-    """The ``module:Class`` path of a rule class (picklable reference sent to a RuleActor)."""
+def class_path(cls: type) -> str:
+    """The ``module:Class`` path of a plugin class (picklable reference, see load_class)."""
     return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def load_rule(path: str) -> type[Rule]:
+    """A rule plugin class by ``module:Class`` path (how a RuleActor gets its plugin)."""
+    return load_class(path, _check)
+
+
+rule_path = class_path

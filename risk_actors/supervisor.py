@@ -136,18 +136,19 @@ class Supervisor(ActorTypeDispatcher):
         broker = self.config.broker.settings()
         if self.boot.sim_url:
             broker = sim_broker(broker, self.boot.sim_url)
-        placement = getattr(self.config.daemon, "rule_placement", "auto")
+        placement = self.config.daemon.rule_placement
         specs = tuple(RuleSpec(r.name, rule_path(self.registry[r.name]), r.mode, r.params,
                                r.placement or placement_of(self.registry[r.name], placement))
                       for r in self.config.rules_for(acc.id, acc.name))
-        reset = self.config.timers.daily_reset
+        reset, notes = self.config.timers.daily_reset, self.config.notifications
         return AccountInit(acc.id, acc.name or str(acc.id), broker, specs, self.db_path(),
                            reset.time, reset.timezone, self.config.daemon.rule_timeout_ms,
                            quote_interval_ms=self.config.daemon.quote_interval_ms,
                            enforcer_placement=self.config.daemon.enforcer_placement,
                            broker_placement=self._broker_placement(acc, specs),
                            symbol_aliases=tuple(sorted(self.config.daemon.symbol_aliases.items())),
-                           **self._alert_settings())
+                           warning_fractions=tuple(notes.warning_fractions),
+                           disconnect_alert_seconds=float(notes.disconnect_alert_seconds))
 
     def _broker_placement(self, acc, specs) -> str:
         wanted = self.config.daemon.broker_placement
@@ -160,13 +161,6 @@ class Supervisor(ActorTypeDispatcher):
                            acc.label, ", ".join(actors) or "enforcer")
             return "actor"
         return "inline"
-
-    def _alert_settings(self) -> dict:
-        notes = getattr(self.config, "notifications", None)
-        if notes is None:
-            return {}
-        return {"warning_fractions": tuple(notes.warning_fractions),
-                "disconnect_alert_seconds": float(notes.disconnect_alert_seconds)}
 
     def _start_account(self, init: AccountInit) -> None:
         address = self.createActor("risk_actors.account.AccountActor")
@@ -203,7 +197,7 @@ class Supervisor(ActorTypeDispatcher):
         installed, _ = discover()
         specs = tuple(ComponentSpec(c.name, component_path(installed[c.name]), c.params,
                                     c.daily_report)
-                      for c in getattr(self.config, "components", ())
+                      for c in self.config.components
                       if c.enabled and c.name in installed)
         reset = self.config.timers.daily_reset
         return ComponentHostInit(specs, ComponentContext(
@@ -213,11 +207,6 @@ class Supervisor(ActorTypeDispatcher):
     def _start_components(self) -> None:
         self.components = self.createActor("risk_actors.component_host.ComponentHostActor")
         self.send(self.components, self._component_init())
-
-    def receiveMsg_ComponentFeed(self, msg: m.ComponentFeed, sender) -> None:
-        # Fire-and-forget, off the enforcement path: the accounts never wait for components.
-        if self.components is not None:
-            self.send(self.components, msg)
 
     def receiveMsg_ComponentHostReady(self, msg, sender) -> None:
         for name, why in msg.failed:
