@@ -76,6 +76,7 @@ class AccountInit:
     symbol_aliases: tuple[tuple[str, str], ...] = ()  # daemon.symbol_aliases (over defaults)
     enforcer_placement: str = "actor"  # "inline": the enforcer runs in this process
     broker_placement: str = "actor"  # "inline": the broker session runs in this process
+    market_feed: bool = False  # True: quotes come from the Supervisor's shared MarketFeedActor
     connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
     gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
     clock: Any = None  # a Clock; None = system time (tests on simpleSystemBase drive a FakeClock)
@@ -220,7 +221,8 @@ class AccountActor(ActorTypeDispatcher):
         from risk_actors.gateway import GatewayStart  # message class only; the SDK loads in the child
         boundary = self.state.last_reset_at or (self.clock.now() - timedelta(days=1))
         start = GatewayStart(self.init.account_id, self.init.name, self.init.broker, boundary,
-                             self.state.last_seq, self.init.quote_interval_ms)
+                             self.state.last_seq, self.init.quote_interval_ms,
+                             quotes="external" if self.init.market_feed else "own")
         if self.init.broker_placement == "inline":
             from risk_actors.gateway import EmbeddedGateway
             self.embedded_gw = EmbeddedGateway(self)
@@ -366,6 +368,17 @@ class AccountActor(ActorTypeDispatcher):
     def receiveMsg_BrokerCall(self, msg: m.BrokerCall, sender: Any) -> None:
         if self.embedded_gw is not None:
             self.embedded_gw.receiveMsg_BrokerCall(msg, sender)
+
+    def receiveMsg_QuotesWanted(self, msg: m.QuotesWanted, sender: Any) -> None:
+        # The shared feed (through the Supervisor, which remembers it for a restarted feed).
+        self.send(self.parent, m.QuoteInterest(msg.account_id, msg.contract_ids))
+
+    def receiveMsg_FeedQuotes(self, msg: m.FeedQuotes, sender: Any) -> None:
+        # Through the gateway, so feed quotes get this account's sequence numbers and order.
+        if self.embedded_gw is not None:
+            self.embedded_gw.receiveMsg_FeedQuotes(msg, sender)
+        elif self.gateway is not None and self.gateway != self.myAddress:
+            self.send(self.gateway, msg)
 
     def _flush_feed(self) -> None:
         """Send the components what piled up: once per sweep (about a second), or sooner when

@@ -64,6 +64,9 @@ class GatewayStart:
     # Quotes leave the broker session at most once per this many ms (the latest of each
     # contract; a quote is a level, so skipping one loses nothing but its moment). 0 = all.
     quote_interval_ms: int = 0
+    # "own": the session subscribes its account's quotes; "external": the daemon's shared
+    # MarketFeedActor sends them (FeedQuotes); "only": this is that feed (see BrokerSession).
+    quotes: str = "own"
 
 
 @attrs.frozen
@@ -88,6 +91,9 @@ class GatewayActor(ActorTypeDispatcher):
         self._start_failures = 0
         self._exiting = False
         self._ppid: int | None = None
+        # contract -> received_at of the newest user event of it forwarded: a feed quote
+        # received before that is older news than the fill and is dropped (see FeedQuotes).
+        self._user_at: dict[str, datetime] = {}
 
     # ------------------------------------------------------------------ dispatch
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -142,6 +148,28 @@ class GatewayActor(ActorTypeDispatcher):
         self._pending.setdefault(call.call_id, collections.deque()).append((sender, call.op))
         self._session.submit(call)
 
+    def receiveMsg_FeedQuotes(self, msg: m.FeedQuotes, sender: Any) -> None:
+        """Quotes from the shared feed join this account's event sequence like its own would.
+
+        Drain the session first so user events it already received go before them. A quote the
+        feed received before the newest fill/order/position event of its contract is dropped:
+        applied after that event it would price a new position at a level from before its fill
+        (a false unrealized-loss breach); a newer quote follows within ``quote_interval_ms``.
+        """
+        from risk_actors.broker.session import Received
+
+        if self._start is None:
+            return
+        self._pump()
+        fresh = []
+        for q in msg.quotes:
+            seen = self._user_at.get(q.contract_id)
+            at = q.received_at or datetime.now(timezone.utc)
+            if seen is not None and at < seen:
+                continue
+            fresh.append(Received(q, at))
+        self._forward(fresh)
+
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
         pass  # receiveMessage drains after every message
 
@@ -174,7 +202,8 @@ class GatewayActor(ActorTypeDispatcher):
         try:
             session = BrokerSession(st.account_id, st.account_name, st.settings,
                                     st.reset_boundary,
-                                    quote_interval=st.quote_interval_ms / 1000.0)
+                                    quote_interval=st.quote_interval_ms / 1000.0,
+                                    quotes=st.quotes)
             session.start()
         except Exception as exc:
             # Tell the account once (it shows "disconnected" and why); the heartbeat retries
@@ -267,6 +296,11 @@ class GatewayActor(ActorTypeDispatcher):
             if isinstance(item, Received):
                 self._seq += 1
                 out.append(m.Inbound(st.account_id, self._seq, item.event, item.received_at))
+                cid = getattr(item.event, "contract_id", None)
+                if cid is not None and not isinstance(item.event, m.QuoteEvent):
+                    self._user_at[cid] = item.received_at
+            elif isinstance(item, m.QuotesWanted):
+                self.send(self._parent, item)
             elif isinstance(item, m.BrokerReply):
                 senders = self._pending.get(item.call_id)
                 if not senders:

@@ -288,6 +288,45 @@ class InboundBatch:
     items: tuple[Inbound, ...]
 
 
+# --- the shared market data feed (daemon.market_data: shared) --------------------------------
+# Quotes are the same for every account: one market hub connection for the daemon parses each
+# quote once, instead of once per account (docs/performance.md, "Shared market data").
+@attrs.frozen
+class QuotesWanted:
+    """Broker session -> AccountActor: quotes of these contracts are needed (held, worked or
+    traded). With a shared feed the session subscribes nothing itself and says so instead."""
+
+    account_id: int
+    contract_ids: tuple[str, ...]
+
+
+@attrs.frozen
+class QuoteInterest:
+    """AccountActor -> Supervisor -> MarketFeedActor: send this account these contracts' quotes.
+    ``subscriber`` is the account's address, filled in by the Supervisor."""
+
+    account_id: int
+    contract_ids: tuple[str, ...]
+    subscriber: Any = None
+
+
+@attrs.frozen
+class FeedQuotes:
+    """MarketFeedActor -> AccountActor: the latest quote of each contract the account wants,
+    at most one per contract per ``quote_interval_ms``; ``received_at`` is set on each."""
+
+    quotes: tuple[QuoteEvent, ...]
+
+
+@attrs.frozen
+class MarketFeedLink:
+    """MarketFeedActor -> Supervisor: the shared market data link went up or down."""
+
+    up: bool
+    detail: str
+    at: datetime
+
+
 @attrs.frozen
 class Evaluate:
     """AccountActor -> RuleActor: evaluate one event against a state snapshot at ``now``."""

@@ -69,6 +69,10 @@ class Supervisor(ActorTypeDispatcher):
         self.registry: dict = {}
         self.notifier = None
         self.components = None   # the ComponentHost (analytics and other components)
+        self.feed = None         # the MarketFeedActor (daemon.market_data: shared)
+        # account id -> (AccountActor address, contracts it wants): replayed to a new feed
+        self.feed_interest: dict[int, tuple[Any, set[str]]] = {}
+        self.feed_link: m.MarketFeedLink | None = None
         # thespian addresses are unhashable: key by their string form, keep the address beside.
         # By account id. thespian addresses are unhashable, and their str() differs between the
         # address createActor returns and the one ChildActorExited carries: match with ==.
@@ -118,6 +122,7 @@ class Supervisor(ActorTypeDispatcher):
             self.send(self.notifier, m.Notify("store", "critical", None, None,
                                               self.db_notice.notice(), self.started_at))
         self._start_components()
+        self._start_feed()
         for acc in config.accounts:
             if acc.enabled and acc.id is not None:
                 self._start_account(self._account_init(acc))
@@ -146,6 +151,7 @@ class Supervisor(ActorTypeDispatcher):
                            quote_interval_ms=self.config.daemon.quote_interval_ms,
                            enforcer_placement=self.config.daemon.enforcer_placement,
                            broker_placement=self._broker_placement(acc, specs),
+                           market_feed=self.config.daemon.market_data == "shared",
                            symbol_aliases=tuple(sorted(self.config.daemon.symbol_aliases.items())),
                            warning_fractions=tuple(notes.warning_fractions),
                            disconnect_alert_seconds=float(notes.disconnect_alert_seconds))
@@ -189,6 +195,49 @@ class Supervisor(ActorTypeDispatcher):
         elif self.components is not None and msg.childAddress == self.components:
             logger.error("component host exited; restarting it (items in flight are lost)")
             self._start_components()
+        elif self.feed is not None and msg.childAddress == self.feed:
+            logger.error("market feed exited; restarting it")
+            self.feed = None
+            self._start_feed()
+
+    # ---- shared market data ------------------------------------------------------------------
+    def _start_feed(self) -> None:
+        """One market data connection for the daemon (``daemon.market_data: shared``), logged
+        in as the first watched account; told again everything the accounts asked for."""
+        if self.feed is not None or self.config.daemon.market_data != "shared":
+            return
+        acc = next((a for a in self.config.accounts if a.enabled and a.id is not None), None)
+        if acc is None:
+            return  # no account, no quotes needed; started when one is added
+        from risk_actors.gateway import GatewayStart
+        broker = self.config.broker.settings()
+        if self.boot.sim_url:
+            broker = sim_broker(broker, self.boot.sim_url)
+        self.feed = self.createActor("risk_actors.market_feed.MarketFeedActor")
+        self.send(self.feed, GatewayStart(acc.id, acc.name or str(acc.id), broker,
+                                          datetime.now(timezone.utc),
+                                          quote_interval_ms=self.config.daemon.quote_interval_ms,
+                                          quotes="only"))
+        for aid, (address, wanted) in self.feed_interest.items():
+            self.send(self.feed, m.QuoteInterest(aid, tuple(sorted(wanted)), address))
+
+    def receiveMsg_QuoteInterest(self, msg: m.QuoteInterest, sender) -> None:
+        address, wanted = self.feed_interest.get(msg.account_id, (None, set()))
+        if address != sender:
+            wanted = set()  # a restarted account asks afresh
+        wanted.update(msg.contract_ids)
+        self.feed_interest[msg.account_id] = (sender, wanted)
+        if self.feed is not None:
+            self.send(self.feed, attrs.evolve(msg, subscriber=sender))
+
+    def receiveMsg_MarketFeedLink(self, msg: m.MarketFeedLink, sender) -> None:
+        was = self.feed_link
+        self.feed_link = msg
+        if not msg.up:
+            self._alert("disconnected", "critical", f"market data down: {msg.detail}; "
+                                                    "quote-driven rules see stale prices")
+        elif was is not None and not was.up:
+            self._alert("reconnected", "info", "market data back")
 
     # ---- components --------------------------------------------------------------------------
     def _component_init(self):
@@ -223,9 +272,12 @@ class Supervisor(ActorTypeDispatcher):
         rows = tuple(s for a, s in sorted(self.status.items())
                      if msg.account_id is None or a == msg.account_id)
         notice = getattr(self, "db_notice", None)
+        feed = self.feed_link
         self.send(sender, m.StatusReply(True, rows, self.started_at,
                                         f"config {self.config.source}"
-                                        + (f"; {notice.notice()}" if notice else "")))
+                                        + (f"; {notice.notice()}" if notice else "")
+                                        + (f"; market data DOWN since {feed.at:%H:%M:%S} UTC "
+                                           f"({feed.detail})" if feed and not feed.up else "")))
 
     def receiveMsg_AdminRequest(self, msg: m.AdminRequest, sender) -> None:
         if msg.command == "ping":
@@ -376,6 +428,8 @@ class Supervisor(ActorTypeDispatcher):
         running = {init.account_id for _, init in self.accounts.values()}
         added = [acc for acc in new.accounts
                  if acc.enabled and acc.id is not None and acc.id not in running]
+        if added:
+            self._start_feed()
         for acc in added:  # an account added to the config is watched at once
             self._start_account(self._account_init(acc))
         logger.info("config reloaded from {}: {} account(s) changed rules, {} added",

@@ -75,6 +75,7 @@ RECONNECT_BACKOFF_MAX = 30.0
 REST_POLL_AFTER = 2.0
 REST_POLL_INTERVAL = 5.0
 CONTRACT_LOOKUP_ATTEMPTS = 3
+QUOTE_MODES = ("own", "external", "only")  # see BrokerSession.__init__
 
 OPS = ("close", "partial_close", "cancel", "place_stop", "modify", "search_positions",
        "search_orders", "search_trades", "account", "contract", "reconcile",
@@ -231,8 +232,16 @@ class BrokerSession:
 
     def __init__(self, account_id: int, account_name: str, settings: BrokerSettings,
                  reset_boundary: datetime, *, clock: Clock | None = None,
-                 coalesce_quotes: bool = True, quote_interval: float = 0.0) -> None:
+                 coalesce_quotes: bool = True, quote_interval: float = 0.0,
+                 quotes: str = "own") -> None:
+        if quotes not in QUOTE_MODES:
+            raise ValueError(f"quotes must be one of {', '.join(QUOTE_MODES)}, not {quotes!r}")
         self.account_id = account_id
+        # "own": this session subscribes the quotes its account needs (one market hub per
+        # account). "external": a shared feed delivers them; the session only reports which
+        # contracts it needs (QuotesWanted). "only": the shared feed itself: quotes and nothing
+        # else (no user events, no reconcile), for contracts given through want_quotes().
+        self.quotes_mode = quotes
         self.account_name = account_name
         self.settings = settings
         self._reset_boundary = _arg_dt("reset_boundary", reset_boundary)
@@ -362,6 +371,18 @@ class BrokerSession:
         except RuntimeError as exc:  # loop closed between the check and the call
             self._emit(m.BrokerReply(call.account_id, call.call_id, call.op, False,
                                      error=f"broker session not running ({exc})"))
+
+    def want_quotes(self, contract_ids: Any) -> None:
+        """Owner thread: subscribe these contracts' quotes too (and again after a reconnect)."""
+        cids = [str(c) for c in contract_ids]
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            self._quote_wanted.update(cids)  # the hub-open handler subscribes them
+            return
+        try:
+            loop.call_soon_threadsafe(self._want_quotes, cids)
+        except RuntimeError:  # the loop closed meanwhile: the session is stopping
+            pass
 
     def stop(self, timeout: float = 5.0) -> None:
         """Disconnect the hubs, close HTTP, end the thread, close the socketpair. Idempotent."""
@@ -600,6 +621,8 @@ class BrokerSession:
         self._update_link(f"{hub} hub {'up' if up else 'down'}")
 
     async def _after_user_open(self) -> None:
+        if self.quotes_mode == "only":
+            return  # the feed's login is only for the market hub
         # Subscribe first, then snapshot: an event between the two is seen live *and* is in the
         # snapshot (harmless), while the other order could lose it.
         rt = self._rt
@@ -733,13 +756,17 @@ class BrokerSession:
         new = [c for c in cids if c not in self._quote_wanted]
         if new:
             self._quote_wanted.update(new)
+            if self.quotes_mode == "external":
+                self._emit(m.QuotesWanted(self.account_id, tuple(sorted(new))))
+                return
             self._spawn(self._resubscribe_quotes(), "subscribe-quotes")
 
     async def _resubscribe_quotes(self) -> None:
         """Subscribe quotes (only quotes: the SDK's subscribe_market_data also takes trades and
         depth, a DOM flood riskd does not use) for every wanted contract not yet live."""
         rt = self._rt
-        if rt is None or not rt.market_connected or rt.market_connection is None:
+        if self.quotes_mode == "external" or rt is None or not rt.market_connected \
+                or rt.market_connection is None:
             return
         for cid in sorted(self._quote_wanted - self._quote_live):
             try:
@@ -751,7 +778,8 @@ class BrokerSession:
 
     # ------------------------------------------------------------------ reconcile
     def _request_reconcile(self) -> None:
-        self._reconcile_wanted.set()
+        if self.quotes_mode != "only":  # the feed has no account state to rebuild
+            self._reconcile_wanted.set()
 
     async def _reconciler(self) -> None:
         while True:

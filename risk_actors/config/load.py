@@ -62,8 +62,9 @@ BROKER_KEYS = ("api_url", "user_hub_url", "market_hub_url", "username", "api_key
                "requests_per_minute", "timeout_seconds")
 ACCOUNT_KEYS = ("id", "name", "enabled", "description", "overrides")
 DAEMON_KEYS = ("admin_port", "state_dir", "rule_timeout_ms", "symbol_aliases", "rule_placement",
-               "quote_interval_ms", "enforcer_placement", "broker_placement")
+               "quote_interval_ms", "enforcer_placement", "broker_placement", "market_data")
 PLACEMENTS = ("auto", "actor", "inline")
+MARKET_DATA = ("shared", "per_account")
 # Values under these keys are never shown in an error, whatever they are.
 SECRET_KEYS = frozenset({"api_key", "api_secret", "password", "secret", "token", "access_token"})
 GATEWAY_MAX_RPM = 200  # ProjectX allows 200 requests / 60 s per login (gateway-api.md)
@@ -725,12 +726,15 @@ def _daemon(probs: _Problems, node: Any, base_dir: Path) -> DaemonConfig | None:
     broker = _get(probs, node, "broker_placement", path,
                   lambda v: None if v in PLACEMENTS[1:] else
                   f"must be one of {', '.join(PLACEMENTS[1:])}", default.broker_placement)
-    if None in (port, timeout, state_dir, clean, placement, quote_ms, enforcer, broker):
+    market = _get(probs, node, "market_data", path,
+                  lambda v: None if v in MARKET_DATA else
+                  f"must be one of {', '.join(MARKET_DATA)}", default.market_data)
+    if None in (port, timeout, state_dir, clean, placement, quote_ms, enforcer, broker, market):
         return None
     return DaemonConfig(admin_port=port, state_dir=state_dir, rule_timeout_ms=timeout,
                         symbol_aliases=clean, rule_placement=placement,
                         quote_interval_ms=quote_ms, enforcer_placement=enforcer,
-                        broker_placement=broker)
+                        broker_placement=broker, market_data=market)
 
 
 def _legacy_summary(legacy: Mapping) -> list[str]:

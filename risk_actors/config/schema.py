@@ -173,6 +173,10 @@ class DaemonConfig:
     # all run inline (a process with the SDK's thread must not fork children); an account with
     # a third-party rule in its own actor gets "actor" (logged).
     broker_placement: str = "inline"
+    # "shared": one market data connection for the daemon parses each quote once and hands
+    # every account the quotes it needs; "per_account": each account's broker link subscribes
+    # its own (one market hub per account, every quote parsed once per account).
+    market_data: str = "shared"
 
     def aliases(self) -> dict[str, str]:
         """The alias table to use: :data:`risk_actors.symbols.DEFAULT_ALIASES` plus the configured
