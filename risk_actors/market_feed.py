@@ -85,13 +85,14 @@ class MarketFeedActor(GatewayActor):
                 self.send(address, m.FeedQuotes(mine))
 
     def _link(self, ev: m.ConnectionChanged) -> None:
-        if ev.up == self.link_up:
+        if ev.connected == self.link_up:
             return
-        self.link_up = ev.up
-        (logger.info if ev.up else logger.warning)("market feed {}: {}",
-                                                   "up" if ev.up else "down", ev.detail)
+        self.link_up = ev.connected
+        (logger.info if ev.connected else logger.warning)(
+            "market feed {}: {}", "up" if ev.connected else "down", ev.detail)
         if self._parent is not None:
-            self.send(self._parent, m.MarketFeedLink(ev.up, ev.detail, datetime.now(timezone.utc)))
+            self.send(self._parent, m.MarketFeedLink(ev.connected, ev.detail,
+                                                     datetime.now(timezone.utc)))
 
 
 def _stamped(quote: m.QuoteEvent, at: datetime) -> m.QuoteEvent:
