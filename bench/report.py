@@ -43,7 +43,10 @@ OPT_STEPS = {  # file stem -> what that run adds over the one before
     "opt-D-all": "+ quotes held to one per contract per 20 ms (shipped defaults)",
     "opt-E-feed-batched": "+ component feed sent once a second (no switch: the defaults re-run "
                           "after that change)",
-    "opt-F-broker-inline": "+ the broker link inside the account process (now the default)",
+    "opt-F-broker-inline": "+ the broker link inside the account process",
+    "opt-G0-per-account-quotes": "same code as G, one market hub per account (before G; "
+                                 "re-measured next to G)",
+    "opt-G-shared-feed": "+ one shared market data feed for all accounts (shipped defaults)",
 }
 
 

@@ -91,9 +91,6 @@ class GatewayActor(ActorTypeDispatcher):
         self._start_failures = 0
         self._exiting = False
         self._ppid: int | None = None
-        # contract -> received_at of the newest user event of it forwarded: a feed quote
-        # received before that is older news than the fill and is dropped (see FeedQuotes).
-        self._user_at: dict[str, datetime] = {}
 
     # ------------------------------------------------------------------ dispatch
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -149,26 +146,21 @@ class GatewayActor(ActorTypeDispatcher):
         self._session.submit(call)
 
     def receiveMsg_FeedQuotes(self, msg: m.FeedQuotes, sender: Any) -> None:
-        """Quotes from the shared feed join this account's event sequence like its own would.
+        """Quotes from the shared feed join this account's event sequence like its own would,
+        after the user events the session has already received (drained first).
 
-        Drain the session first so user events it already received go before them. A quote the
-        feed received before the newest fill/order/position event of its contract is dropped:
-        applied after that event it would price a new position at a level from before its fill
-        (a false unrealized-loss breach); a newer quote follows within ``quote_interval_ms``.
+        None is dropped for being older than a fill: every quote the account has came through
+        the feed in order, so the one arriving is the newest price it can know, and keeping an
+        older one instead would price a new position at a level from before its fill (the
+        daily_unrealized_loss scenario caught exactly that).
         """
         from risk_actors.broker.session import Received
 
         if self._start is None:
             return
         self._pump()
-        fresh = []
-        for q in msg.quotes:
-            seen = self._user_at.get(q.contract_id)
-            at = q.received_at or datetime.now(timezone.utc)
-            if seen is not None and at < seen:
-                continue
-            fresh.append(Received(q, at))
-        self._forward(fresh)
+        self._forward([Received(q, q.received_at or datetime.now(timezone.utc))
+                       for q in msg.quotes])
 
     def receiveMsg_WatchMessage(self, msg: WatchMessage, sender: Any) -> None:
         pass  # receiveMessage drains after every message
@@ -296,9 +288,6 @@ class GatewayActor(ActorTypeDispatcher):
             if isinstance(item, Received):
                 self._seq += 1
                 out.append(m.Inbound(st.account_id, self._seq, item.event, item.received_at))
-                cid = getattr(item.event, "contract_id", None)
-                if cid is not None and not isinstance(item.event, m.QuoteEvent):
-                    self._user_at[cid] = item.received_at
             elif isinstance(item, m.QuotesWanted):
                 self.send(self._parent, item)
             elif isinstance(item, m.BrokerReply):

@@ -107,10 +107,15 @@ def audit(state_dir: Path, kind: str | None = None) -> list:
 def setup_account(sim, riskd_factory, tmp_path, rules=None, placement="actor", **kw):
     """One simulator account watched by a fresh daemon. Rules and the enforcer run in their
     own actors by default: the fault suite kills them (``placement="inline"`` for the shipped
-    default, where both run inside the account's process)."""
+    default, where both run inside the account's process). With ``placement="actor"`` each
+    account also keeps its own market hub (``market_data: per_account``): the tests find the
+    actors by the shape of the process tree, where the shared feed would be a second threaded
+    leaf beside the account's gateway."""
     extra = dict(kw.pop("extra", None) or {})
     extra["daemon"] = {"rule_placement": placement, "enforcer_placement": placement,
-                       "broker_placement": placement, **extra.get("daemon", {})}
+                       "broker_placement": placement,
+                       **({"market_data": "per_account"} if placement == "actor" else {}),
+                       **extra.get("daemon", {})}
     kw["extra"] = extra
     acc = sim.control.create_account("E2E", balance=50000.0)
     sim.control.set_price("MNQ", 21000)

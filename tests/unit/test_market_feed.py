@@ -1,6 +1,6 @@
 """The shared market data feed, piece by piece: an account's session that only reports the
-contracts it needs, the gateway that joins feed quotes into the account's sequence (dropping a
-quote older than a fill of its contract), and the feed's fan-out to the accounts that asked."""
+contracts it needs, the gateway that joins feed quotes into the account's sequence, and the
+feed's fan-out to the accounts that asked."""
 
 from __future__ import annotations
 
@@ -69,20 +69,22 @@ def _gateway(host: _Host, start_seq: int = 40) -> EmbeddedGateway:
     return gw
 
 
-def test_feed_quote_older_than_a_fill_of_its_contract_is_dropped_newer_ones_join_the_sequence():
+def test_feed_quotes_follow_the_user_events_already_received_and_none_is_dropped():
+    # The price went back up (quote received by the feed first), then the trader bought: the
+    # quote must still reach the rules, or the new position is priced at the old, lower level.
     host = _Host()
     gw = _gateway(host)
     fill_at = T + timedelta(milliseconds=100)
     gw._forward([Received(m.PositionEvent(7, MNQ, 2, m.POSITION_LONG, 21000.0), fill_at)])
-    before_fill = m.QuoteEvent(MNQ, 20900.0, received_at=fill_at - timedelta(milliseconds=5))
-    after_fill = m.QuoteEvent(MNQ, 21001.0, received_at=fill_at + timedelta(milliseconds=5))
-    other = m.QuoteEvent(ES, 6000.0, received_at=fill_at - timedelta(milliseconds=5))
+    before_fill = m.QuoteEvent(MNQ, 21000.0, received_at=fill_at - timedelta(milliseconds=5))
+    other = m.QuoteEvent(ES, 6000.0, received_at=fill_at + timedelta(milliseconds=5))
 
-    gw.receiveMsg_FeedQuotes(m.FeedQuotes((before_fill, after_fill, other)), "feed")
+    gw.receiveMsg_FeedQuotes(m.FeedQuotes((before_fill, other)), "feed")
 
     assert [(i.seq, type(i.event).__name__, getattr(i.event, "last_price", None))
-            for i in host.got] == [(41, "PositionEvent", None), (42, "QuoteEvent", 21001.0),
+            for i in host.got] == [(41, "PositionEvent", None), (42, "QuoteEvent", 21000.0),
                                    (43, "QuoteEvent", 6000.0)]
+    assert host.got[1].received_at == before_fill.received_at  # the feed's time, for staleness
 
 
 def test_wanted_contracts_from_the_session_go_to_the_account():
