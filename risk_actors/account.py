@@ -328,6 +328,11 @@ class AccountActor(ActorTypeDispatcher):
             self._push_status(force=True)
         elif self.status_dirty:
             self._push_status(min_gap=STATUS_MIN_GAP)
+        if isinstance(event, m.PositionEvent) and self.embedded is not None \
+                and self.embedded.jobs:
+            # Last: a job it verifies reports back (EnforcementDone) into this actor's state.
+            self.embedded.on_position(event.contract_id, -event.size
+                                      if event.type == m.POSITION_SHORT else event.size)
 
     def _apply(self, change: Any, now: datetime, seq: int | None = None) -> AccountState:
         """The one way state changes: reducer, then journal (durable before acting on it)."""

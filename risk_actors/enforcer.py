@@ -32,6 +32,10 @@ GIVE_UP_AFTER_ATTEMPTS = 40
 # After a mutating call that got no answer (timeout, dropped transport), the gateway may still
 # apply it: read back only after this long, or a second reduce could overshoot the goal.
 SETTLE_SECONDS = 2.0
+# A close or reduce whose position update (user hub) shows the goal met is verified by it; only
+# without such an update within this long is the position read back over REST. Saves a REST
+# call per enforcement (docs/performance.md) where the enforcer sees the account's events.
+HUB_VERIFY_SECONDS = 1.0
 
 
 @attrs.frozen
@@ -66,6 +70,9 @@ class Job:
     dirty: bool = False
     retry_after: float | None = None  # the broker's Retry-After (429/5xx) for the next attempt
     settle: bool = False  # an uncertain mutating call: wait SETTLE_SECONDS before reading back
+    # signed size of the goal's contract in the newest position update from the user hub since
+    # the job's last calls left (hub verification; None = none yet)
+    hub_view: int | None = None
 
 
 def _unanswered(error: str | None) -> bool:
@@ -171,6 +178,9 @@ class EnforcerActor(ActorTypeDispatcher):
         self.waiting: deque[tuple[tuple, str, dict]] = deque()
         self.ids = itertools.count(1)
         self.clock = SystemClock()
+        # Position updates reach only the embedded enforcer (its host hands them over): only
+        # it verifies a close/reduce by them (see HUB_VERIFY_SECONDS).
+        self.hub_verify = False
 
     # ---- set-up ------------------------------------------------------------------------------
     def receiveMsg_EnforcerInit(self, msg: EnforcerInit, sender) -> None:
@@ -205,6 +215,8 @@ class EnforcerActor(ActorTypeDispatcher):
                 job.dirty = True
                 if target is not None:
                     job.target = min(job.target if job.target is not None else target, target)
+                if job.phase == "hub-wait":
+                    self._verify(job)  # read back now: the goal moved while waiting
                 continue
             job = Job(key, action, msg.seq, [msg.rule], msg.reason, target)
             self.jobs[key] = job
@@ -222,6 +234,7 @@ class EnforcerActor(ActorTypeDispatcher):
     # ---- the job loop: act -> verify -> (backoff) -> act ... -----------------------------------
     def _act(self, job: Job, positions: dict, orders: dict) -> None:
         job.phase = "act"
+        job.hub_view = None  # only updates after these calls may verify them
         calls = plan_calls(job, positions, orders)
         if not calls:
             self._verify(job)
@@ -230,13 +243,42 @@ class EnforcerActor(ActorTypeDispatcher):
             self._call(job, op, args)
 
     def _verify_settled(self, job: Job) -> None:
-        """Read back now, or after SETTLE_SECONDS when a call's outcome is still unknown."""
+        """Read back now, or after SETTLE_SECONDS when a call's outcome is still unknown; or,
+        for a close/reduce where the account's position updates reach us, let the next update
+        verify it (REST read-back after HUB_VERIFY_SECONDS without one)."""
+        if not job.settle and self.hub_verify and not job.dirty \
+                and isinstance(job.goal, (m.ClosePosition, m.ReducePosition)):
+            job.phase = "hub-wait"
+            if not self._hub_check(job):
+                self.wakeupAfter(HUB_VERIFY_SECONDS, payload=("verify", job.key))
+            return
         if not job.settle:
             self._verify(job)
             return
         job.settle = False
         job.phase = "settle"
         self.wakeupAfter(SETTLE_SECONDS, payload=("verify", job.key))
+
+    def on_position(self, contract_id: str, signed_size: int) -> None:
+        """A position update from the user hub, handed over by the account (hub verification).
+
+        Updates arrive in the broker's order, after the violating one: a size that meets the
+        goal is the broker's own word that it is met, as a read-back would say."""
+        for job in list(self.jobs.values()):
+            g = job.goal
+            if isinstance(g, (m.ClosePosition, m.ReducePosition)) and \
+                    g.contract_id == contract_id and job.phase in ("act", "hub-wait"):
+                job.hub_view = signed_size
+                if job.phase == "hub-wait":
+                    self._hub_check(job)
+
+    def _hub_check(self, job: Job) -> bool:
+        if job.hub_view is None or \
+                not satisfied(job, {job.goal.contract_id: job.hub_view}, {}):
+            return False
+        self._finish(job, True, f"verified by the broker's position update after "
+                                f"{job.attempts + 1} attempt(s)")
+        return True
 
     def _verify(self, job: Job) -> None:
         if isinstance(job.goal, (m.PlaceStop, m.ModifyStop)):
@@ -344,7 +386,7 @@ class EnforcerActor(ActorTypeDispatcher):
                 self._send_or_queue(*call)
         elif payload and payload[0] == "verify":
             job = self.jobs.get(payload[1])
-            if job is not None and job.phase == "settle":
+            if job is not None and job.phase in ("settle", "hub-wait"):
                 self._verify(job)
         elif payload and payload[0] == "retry":
             job = self.jobs.get(payload[1])
@@ -397,6 +439,7 @@ class EmbeddedEnforcer(EnforcerActor):
     def __init__(self, host: Any) -> None:
         super().__init__()
         self.host = host
+        self.hub_verify = True  # the host hands over every position update (on_position)
 
     def send(self, target: Any, msg: Any) -> None:
         if isinstance(msg, m.EnforcementDone):

@@ -67,6 +67,14 @@ def _ask(asys, address, msg, expected, timeout=5.0):
     return reply
 
 
+def _idle(asys, seconds):
+    """Let the system run its timers for ``seconds`` (status pushes to us are dropped)."""
+    import time
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        asys.listen(left)
+
+
 def _calls(asys, broker):
     calls, positions, orders = _ask(asys, broker, GetCalls(), tuple)
     return [(op, args) for op, args, _ in calls], positions, orders
@@ -77,7 +85,8 @@ LOSS500 = RuleSpec("daily_realized_loss", rule_path(DailyRealizedLoss), "enforce
                    LossParams(limit=-500.0, include_fees=False))
 
 
-def test_position_over_limit_when_reduce_mode_then_partial_close_of_excess(system, tmp_path):
+def test_position_over_limit_when_reduce_mode_then_partial_close_of_excess(system, tmp_path,
+                                                                           enforcer_placement):
     acct, broker, _ = _start(system, tmp_path, [MAX5])
     _ask(system, broker, SetBroker(positions={MNQ: 6}), bool)
 
@@ -86,10 +95,33 @@ def test_position_over_limit_when_reduce_mode_then_partial_close_of_excess(syste
     calls, positions, _ = _calls(system, broker)
     assert ("partial_close", {"contract_id": MNQ, "size": 1}) in calls
     assert positions == {MNQ: 5}
-    # verified by reading the positions back (a reduce is not judged on orders: no order list)
+    after = calls[calls.index(("partial_close", {"contract_id": MNQ, "size": 1})):]
+    if enforcer_placement == "actor":
+        # verified by reading the positions back (a reduce is not judged on orders)
+        assert calls[-1] == ("search_positions", {})
+        assert ("search_orders", {}) not in after
+    else:
+        # inside the account the broker's own position update (5) verifies it: no read-back
+        _send(system, acct, 3, m.PositionEvent(ACC, MNQ, 5, m.POSITION_LONG, 21000.0))
+        _idle(system, 1.3)  # past HUB_VERIFY_SECONDS: a pending read-back would go out now
+        calls, _, _ = _calls(system, broker)
+        assert ("search_positions", {}) not in calls and ("search_orders", {}) not in calls
+
+
+def test_inline_enforcer_without_a_position_update_reads_back_after_hub_verify_seconds(
+        system, tmp_path, enforcer_placement):
+    if enforcer_placement != "inline":
+        pytest.skip("hub verification is the inline enforcer's")
+    acct, broker, _ = _start(system, tmp_path, [MAX5])
+    _ask(system, broker, SetBroker(positions={MNQ: 6}), bool)
+    _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 6, m.POSITION_LONG, 21000.0))
+    calls, _, _ = _calls(system, broker)
+    assert ("search_positions", {}) not in calls  # waiting for the hub's update first
+
+    _idle(system, 1.3)  # no update came (this broker pushes none)
+
+    calls, _, _ = _calls(system, broker)
     assert calls[-1] == ("search_positions", {})
-    assert ("search_orders", {}) not in calls[calls.index(("partial_close", {"contract_id": MNQ,
-                                                                              "size": 1})):]
 
 
 def test_realized_loss_at_limit_then_flatten_cancel_and_lock_until_reset(system, tmp_path):
