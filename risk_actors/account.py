@@ -77,6 +77,7 @@ class AccountInit:
     enforcer_placement: str = "actor"  # "inline": the enforcer runs in this process
     broker_placement: str = "actor"  # "inline": the broker session runs in this process
     market_feed: bool = False  # True: quotes come from the Supervisor's shared MarketFeedActor
+    notifier: Any = None  # the Notifier's address (alerts go straight to it); None: via parent
     connect: bool = True  # False: no GatewayActor (tests feed Inbound themselves)
     gateway_address: Any = None  # tests: a stand-in broker actor instead of a GatewayActor
     clock: Any = None  # a Clock; None = system time (tests on simpleSystemBase drive a FakeClock)
@@ -145,11 +146,13 @@ class AccountActor(ActorTypeDispatcher):
         self.next_sweep_at: datetime | None = None
         self.last_status = 0.0
         self.status_dirty = False
+        self.notifier = None
         self.warned: set = set()
         self.warned_day: Any = None
         self.down_since: float | None = None
         self.down_alerted = False
         self.journal_buf: list = []
+        self.audit_buf: list = []   # audit records of the message being handled
         self.stopping = False
         self.feed_buf: list = []
 
@@ -159,6 +162,7 @@ class AccountActor(ActorTypeDispatcher):
         if self.init is not None:
             return  # thespian re-delivers a message whose handler raised: start once only
         self.init, self.parent = msg, sender
+        self.notifier = msg.notifier
         self.parent_watch = ParentWatch(f"account {msg.account_id}")
         symbols.configure(dict(msg.symbol_aliases))
         if msg.clock is not None:
@@ -394,18 +398,21 @@ class AccountActor(ActorTypeDispatcher):
             self.send(self.parent, m.ComponentFeedBatch(feeds))
 
     def _flush_journal(self) -> None:
-        """Write the changes of the message just handled, in one transaction.
+        """Write the changes and the audit records of the message just handled, in one
+        transaction.
 
         Done when the message's work is out (broker actions sent), not before each action: the
         database is shared by every account's processes and its write lock can take
         milliseconds under load. A kill -9 inside that window loses at most these changes,
-        which the reconciliation after restart rebuilds from the broker.
+        which the reconciliation after restart rebuilds from the broker, and their audit
+        records (the broker's own record then shows the call).
         """
-        if not self.journal_buf:
+        if not self.journal_buf and not self.audit_buf:
             return
         entries, self.journal_buf = self.journal_buf, []
+        audits, self.audit_buf = self.audit_buf, []
         try:
-            self.db.record_batch(self.init.account_id, entries)
+            self.db.record_batch(self.init.account_id, entries, audits)
         except Exception as exc:
             # Enforcement goes on regardless (undoing a violation beats recording it), but
             # a person must know that a crash now could lose these changes.
@@ -846,10 +853,15 @@ class AccountActor(ActorTypeDispatcher):
 
     def _notify(self, rule: str | None, severity: str, text: str, kind: str = "rule_alert",
                 data: dict | None = None, key: str | None = None) -> None:
-        # Through the Supervisor, which always knows the current Notifier (it may restart).
-        if self.init is not None and self.parent is not None:
-            self.send(self.parent, m.Notify(kind, severity, self.init.account_id, rule, text,
-                                            self.clock.now(), data or {}, key))
+        # Straight to the Notifier (the Supervisor says when a restarted one replaces it);
+        # through the Supervisor when none was given (tests, or before the first).
+        target = self.notifier or self.parent
+        if self.init is not None and target is not None:
+            self.send(target, m.Notify(kind, severity, self.init.account_id, rule, text,
+                                       self.clock.now(), data or {}, key))
+
+    def receiveMsg_NotifierChanged(self, msg: m.NotifierChanged, sender) -> None:
+        self.notifier = msg.address
 
     def _feed(self, seq: int, item: Any, now: datetime) -> None:
         """Hand one item of the event stream to the components (analytics ...), after the
@@ -921,10 +933,11 @@ class AccountActor(ActorTypeDispatcher):
                          "riskd cannot see or enforce this account until it is back",
                          kind="disconnected")
 
-    def _audit(self, kind: str, rule: str | None, detail: dict) -> None:
+    def _audit(self, kind: str, rule: str | None, detail: dict,
+               at: datetime | None = None) -> None:
+        """Recorded with the journal of the message being handled, in its one transaction
+        (written when the message's broker calls have left: see _flush_journal)."""
         if self.db is None:
             return
-        try:
-            self.db.audit(kind, self.init.account_id, rule, detail, self.clock.now())
-        except Exception as exc:
-            logger.error("audit write failed: {}", exc)
+        self.audit_buf.append((kind, self.init.account_id, rule, detail,
+                               at or self.clock.now()))

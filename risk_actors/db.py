@@ -482,14 +482,23 @@ class Database:
         return self.record_batch(account_id, [(seq, change, state_after, at)])
 
     def record_batch(self, account_id: int,
-                     entries: list[tuple[int, st.Change, st.AccountState, datetime]]) -> int:
-        """Journal several ``(seq, change, state_after, at)`` in order, in one transaction.
+                     entries: list[tuple[int, st.Change, st.AccountState, datetime]],
+                     audits: list[tuple[str, int | None, str | None, Mapping[str, Any],
+                                        datetime]] = ()) -> int:
+        """Journal several ``(seq, change, state_after, at)`` in order, and append the audit
+        records ``(kind, account_id, rule, detail, at)`` of the same handled message, in one
+        transaction.
 
-        A fill is several changes (order, trade, order, position, account): one commit for all
-        of them takes the shared write lock once instead of five times. Returns the last
-        journal row id (0 for no entries).
+        A fill is several changes (order, trade, order, position, account) and an enforcement
+        several audit records (verdict, start, broker call, done): one commit for all of them
+        takes the shared write lock once instead of many times. Returns the last journal row id
+        (0 for no entries).
         """
         if not entries:
+            if audits:
+                with self._write() as conn:
+                    for a in audits:
+                        self._append_audit(conn, *a)
             return 0
         rows = [(seq, json.dumps(st.change_to_dict(change), separators=(",", ":"),
                                  default=_json_default), iso(at), state_after)
@@ -509,6 +518,8 @@ class Database:
                     "name = excluded.name, last_seq = MAX(last_seq, excluded.last_seq), "
                     "last_at = excluded.last_at", (account_id, state_after.name, seq, at_text))
                 self._sync_derived(conn, account_id, state_after, at_text)
+                for a in audits:
+                    self._append_audit(conn, *a)
                 cached = account_id in self._since_snapshot
                 # (a count from the file already includes the rows just inserted)
                 since = self._rows_since_snapshot(conn, account_id) + (
@@ -704,21 +715,25 @@ class Database:
     def audit(self, kind: str, account_id: int | None, rule: str | None,
               detail: Mapping[str, Any], at: datetime) -> int:
         """Append one audit record, chained to the previous one; returns its id."""
+        with self._write() as conn:
+            return self._append_audit(conn, kind, account_id, rule, detail, at)
+
+    def _append_audit(self, conn: sqlite3.Connection, kind: str, account_id: int | None,
+                      rule: str | None, detail: Mapping[str, Any], at: datetime) -> int:
         if kind not in AUDIT_KINDS:
             logger.warning("db: audit kind {!r} is not one of the core kinds", kind)
         detail_text = canonical_json(dict(detail))
         at_text = iso(at)
-        with self._write() as conn:
-            # Read the head inside BEGIN IMMEDIATE: concurrent appenders serialize here.
-            head = conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
-            seq_row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'"
-                                   ).fetchone()
-            row_id = max(head[0] if head else 0, seq_row[0] if seq_row else 0) + 1
-            prev = head[1] if head else GENESIS_HASH
-            digest = audit_hash(prev, row_id, at_text, kind, account_id, rule, detail_text)
-            conn.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (row_id, at_text, kind, account_id, rule, detail_text, prev, digest))
-            conn.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", (row_id, digest))
+        # Read the head inside BEGIN IMMEDIATE: concurrent appenders serialize here.
+        head = conn.execute("SELECT last_id, last_hash FROM audit_head").fetchone()
+        seq_row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'audit'"
+                               ).fetchone()
+        row_id = max(head[0] if head else 0, seq_row[0] if seq_row else 0) + 1
+        prev = head[1] if head else GENESIS_HASH
+        digest = audit_hash(prev, row_id, at_text, kind, account_id, rule, detail_text)
+        conn.execute("INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     (row_id, at_text, kind, account_id, rule, detail_text, prev, digest))
+        conn.execute("INSERT OR REPLACE INTO audit_head VALUES (1, ?, ?)", (row_id, digest))
         return row_id
 
     def verify_audit(self) -> tuple[int, str] | None:

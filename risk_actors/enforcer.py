@@ -449,6 +449,10 @@ class EmbeddedEnforcer(EnforcerActor):
         else:
             self.host.send(target, msg)
 
+    def _audit(self, kind: str, rule: str | None, detail: dict) -> None:
+        # Into the host's transaction for the message being handled (one commit, not four).
+        self.host._audit(kind, rule, detail, self.clock.now())
+
     def wakeupAfter(self, timePeriod: Any, payload: Any = None) -> None:
         if payload == ("orphan-check",):
             return  # the host watches its own parent

@@ -505,6 +505,14 @@ WEBHOOK_EVENTS = {
 
 
 @attrs.frozen
+class NotifierChanged:
+    """Supervisor -> AccountActor: alerts go straight to this Notifier (a restarted one has a
+    new address). Direct, not through the Supervisor: one process hop less per alert."""
+
+    address: Any
+
+
+@attrs.frozen
 class Notify:
     """Anyone -> Supervisor -> Notifier: something a person must hear about.
 

@@ -169,6 +169,7 @@ class Supervisor(ActorTypeDispatcher):
         return "inline"
 
     def _start_account(self, init: AccountInit) -> None:
+        init = attrs.evolve(init, notifier=self.notifier)
         address = self.createActor("risk_actors.account.AccountActor")
         self.accounts[init.account_id] = (address, init)
         self.send(address, init)
@@ -192,6 +193,9 @@ class Supervisor(ActorTypeDispatcher):
         elif msg.childAddress == self.notifier:
             self.notifier = self.createActor("risk_actors.notifier.NotifierActor")
             self._init_notifier()
+            for aid, (address, init) in list(self.accounts.items()):
+                self.accounts[aid] = (address, attrs.evolve(init, notifier=self.notifier))
+                self.send(address, m.NotifierChanged(self.notifier))
         elif self.components is not None and msg.childAddress == self.components:
             logger.error("component host exited; restarting it (items in flight are lost)")
             self._start_components()
