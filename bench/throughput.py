@@ -15,9 +15,10 @@ A step passes when, over its ``--violations`` violations:
 - the stream reached riskd: the simulator emitted >= 90 % of the target (else the *simulator*
   is the limit, and the search stops) and dropped < 1 % of the quotes for slow sockets.
 
-Every account's market socket receives every quote, so the per-account event rate is the
-emitted quote rate (+ the violations/s), and the total is the delivered rate (emitted x
-accounts). Per step the CPU of every riskd process (% of one core, each labelled: ``main``, the
+With ``market_data: per_account`` (and for the floor) every account's market socket receives
+every quote, so the per-account event rate is the emitted quote rate (+ the violations/s) and
+the total is emitted x accounts; with riskd's default shared feed one socket receives them and
+each account gets at most one quote per contract per ``quote_interval_ms``. Per step the CPU of every riskd process (% of one core, each labelled: ``main``, the
 daemon process; ``sdk`` = an actor process with sockets to the simulator, i.e. the broker
 link that runs the SDK; ``actor`` = any other) and of the simulator is sampled, and the report
 names what saturates first, from the first step that missed an enforcement (else the highest

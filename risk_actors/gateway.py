@@ -91,6 +91,9 @@ class GatewayActor(ActorTypeDispatcher):
         self._start_failures = 0
         self._exiting = False
         self._ppid: int | None = None
+        # Newest price forwarded per contract (quotes "external": from the shared feed). See
+        # _mark: a fill refreshes an older one, and a feed quote older than it is dropped.
+        self._marks: dict[str, m.QuoteEvent] = {}
 
     # ------------------------------------------------------------------ dispatch
     def receiveMessage(self, message: Any, sender: Any) -> Any:
@@ -284,10 +287,19 @@ class GatewayActor(ActorTypeDispatcher):
 
         st = self._start
         out: list[m.Inbound] = []
+        external = st.quotes == "external"
         for item in items:
             if isinstance(item, Received):
+                if external and isinstance(item.event, m.QuoteEvent) and not self._mark(item):
+                    continue
                 self._seq += 1
                 out.append(m.Inbound(st.account_id, self._seq, item.event, item.received_at))
+                if external and isinstance(item.event, m.TradeEvent):
+                    refreshed = self._fill_mark(item)
+                    if refreshed is not None:
+                        self._seq += 1
+                        out.append(m.Inbound(st.account_id, self._seq, refreshed,
+                                             item.received_at))
             elif isinstance(item, m.QuotesWanted):
                 self.send(self._parent, item)
             elif isinstance(item, m.BrokerReply):
@@ -307,6 +319,35 @@ class GatewayActor(ActorTypeDispatcher):
             self.send(self._parent, out[0])
         elif out:
             self.send(self._parent, m.InboundBatch(st.account_id, tuple(out)))
+
+
+    # A quote from the shared feed travels one process hop more than the account's own fills:
+    # the price can move back up, the trader buy, and the fill reach the rules before the new
+    # quote does; the new position would then be priced at the old level (a false
+    # unrealized-loss close). So prices are kept in time order per contract, and a fill counts
+    # as a price: it is the market's last trade for that contract.
+    def _mark(self, item: Any) -> bool:
+        """True to forward this feed quote: not older than the newest price forwarded."""
+        q = item.event
+        mark = self._marks.get(q.contract_id)
+        if mark is not None and mark.received_at is not None and \
+                item.received_at < mark.received_at:
+            return False
+        self._marks[q.contract_id] = attrs.evolve(q, received_at=item.received_at)
+        return True
+
+    def _fill_mark(self, item: Any) -> m.QuoteEvent | None:
+        """A fill newer than its contract's price: that price, as a quote to forward after it.
+        Never the first price of a contract (that comes from the market data)."""
+        t = item.event
+        mark = self._marks.get(t.contract_id)
+        if t.voided or mark is None or (mark.received_at is not None
+                                        and mark.received_at >= item.received_at):
+            return None
+        q = m.QuoteEvent(t.contract_id, t.price, timestamp=t.created,
+                         received_at=item.received_at)
+        self._marks[t.contract_id] = q
+        return q
 
 
 class EmbeddedGateway(GatewayActor):

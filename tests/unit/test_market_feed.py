@@ -142,3 +142,40 @@ def test_feed_link_down_is_reported_to_the_supervisor_once():
     feed._forward([Received(down, T), Received(down, T)])
     reports = [msg for _, msg in feed.sent if isinstance(msg, m.MarketFeedLink)]
     assert [(r.up, r.detail) for r in reports] == [(False, "market hub down")]
+
+
+def _trade(price: float, trade_id: int = 1) -> m.TradeEvent:
+    return m.TradeEvent(7, trade_id, MNQ, T, price, None, 0.0, 0, 2)
+
+
+def _seen(host: _Host) -> list[tuple]:
+    return [(type(i.event).__name__, getattr(i.event, "last_price", None)
+             or getattr(i.event, "price", None)) for i in host.got]
+
+
+def test_fill_reaching_the_rules_before_the_new_quote_becomes_the_price_and_the_late_quote_is_dropped():
+    # The 004 scenario's race: MNQ was 20840; the price goes back to 21000 (the feed has it);
+    # the trader buys 2 at 21000 and the fill arrives first. The position must be priced at
+    # 21000, not 20840 (-$320 on a position that has lost nothing).
+    host = _Host()
+    gw = _gateway(host)
+    t0, t1, t2 = T, T + timedelta(milliseconds=50), T + timedelta(milliseconds=52)
+    gw.receiveMsg_FeedQuotes(m.FeedQuotes((m.QuoteEvent(MNQ, 20840.0, received_at=t0),)), "f")
+    gw._forward([Received(_trade(21000.0), t2),
+                 Received(m.PositionEvent(7, MNQ, 2, m.POSITION_LONG, 21000.0), t2)])
+    gw.receiveMsg_FeedQuotes(m.FeedQuotes((m.QuoteEvent(MNQ, 21000.25, received_at=t1),)), "f")
+
+    assert _seen(host) == [("QuoteEvent", 20840.0), ("TradeEvent", 21000.0),
+                           ("QuoteEvent", 21000.0), ("PositionEvent", None)]
+    assert [i.seq for i in host.got] == [41, 42, 43, 44]
+
+
+def test_quote_newer_than_the_fill_is_forwarded_and_the_first_price_never_comes_from_a_fill():
+    host = _Host()
+    gw = _gateway(host)
+    gw._forward([Received(_trade(21000.0), T)])  # no price yet: the fill does not invent one
+    gw.receiveMsg_FeedQuotes(m.FeedQuotes((
+        m.QuoteEvent(MNQ, 20990.0, received_at=T + timedelta(milliseconds=1)),)), "f")
+    gw._forward([Received(_trade(20980.0, 2), T)])  # a fill older than that quote: no mark
+    assert _seen(host) == [("TradeEvent", 21000.0), ("QuoteEvent", 20990.0),
+                           ("TradeEvent", 20980.0)]
