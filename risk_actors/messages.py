@@ -569,3 +569,19 @@ class ComponentFeedBatch:
     """The ``ComponentFeed`` items of one handled message, sent together after its work."""
 
     feeds: tuple[ComponentFeed, ...]
+
+
+# thespian formats every message it sends and receives (``str(message)``) for a debug line it
+# then drops. For attrs classes that is the full repr: a batch of events, a status with its
+# rule usage, a feed of quotes with their datetimes, every time, on both sides. On the
+# messages that cross processes often, ``str`` is the class name and the account; ``repr``
+# stays complete for logs and tests.
+def _brief(self: Any) -> str:
+    aid = getattr(self, "account_id", None)
+    return f"{type(self).__name__}(account {aid})" if aid is not None else type(self).__name__
+
+
+for _cls in (Inbound, InboundBatch, FeedQuotes, QuoteInterest, QuotesWanted, Evaluate, Verdict,
+             BrokerCall, BrokerReply, AccountStatus, Notify, ComponentFeed, ComponentFeedBatch):
+    _cls.__str__ = _brief
+del _cls

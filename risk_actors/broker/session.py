@@ -166,6 +166,23 @@ def _arg_dt(name: str, v: Any) -> datetime:
     return v if v.tzinfo else v.replace(tzinfo=timezone.utc)
 
 
+def _quote_payload(args: tuple) -> Any:
+    """``GatewayQuote`` invocation arguments as the SDK's ``quote_update`` callbacks get them,
+    ``{"contract_id", "data"}``: live SignalR calls with ``(contract_id, data)``; a packed
+    ``([contract_id, data],)`` or a bare dict (its ``symbol`` as the id) is accepted too.
+    Anything else is passed on as it is, for the parser to reject with its raw text."""
+    if len(args) == 2:
+        return {"contract_id": args[0], "data": args[1]}
+    if len(args) == 1:
+        raw = args[0]
+        if isinstance(raw, list) and len(raw) >= 2:
+            return {"contract_id": raw[0], "data": raw[1]}
+        if isinstance(raw, dict):
+            return {"contract_id": raw.get("symbol", "unknown"), "data": raw}
+        return raw
+    return list(args)
+
+
 @functools.cache
 def _realtime_class() -> type:
     """``ProjectXRealtimeClient`` with riskd's hooks (built lazily: importing the SDK is slow)."""
@@ -195,6 +212,40 @@ def _realtime_class() -> type:
             super()._on_market_hub_close()
             if self.riskd_session:
                 self.riskd_session._hub_changed("market", False)
+
+        def _forward_quote_update(self, *args: Any) -> None:
+            # The SDK's own path schedules a coroutine per quote through
+            # run_coroutine_threadsafe (a self-pipe write each) and coalesces again behind it;
+            # at 20,000 quotes/s that was about a third of the feed's CPU. riskd holds the
+            # latest quote per contract itself (quote_interval), so hand it over directly.
+            session = self.riskd_session
+            if session is None:
+                super()._forward_quote_update(*args)
+                return
+            self._mark_hub_message("market")  # the SDK's stale-feed watchdog still sees it
+            session._on_quote(_quote_payload(args))
+
+        # User events likewise: the SDK schedules a task per event (same self-pipe write); the
+        # session parses them straight from the hub's receive loop, in the order they came.
+        def _riskd_user(self, name: str, args: tuple, sdk_forward: Any) -> None:
+            session = self.riskd_session
+            if session is None:
+                sdk_forward(*args)
+                return
+            self._mark_hub_message("user")
+            session._on_user(name, args[0] if args else {})
+
+        def _forward_account_update(self, *args: Any) -> None:
+            self._riskd_user("account_update", args, super()._forward_account_update)
+
+        def _forward_position_update(self, *args: Any) -> None:
+            self._riskd_user("position_update", args, super()._forward_position_update)
+
+        def _forward_order_update(self, *args: Any) -> None:
+            self._riskd_user("order_update", args, super()._forward_order_update)
+
+        def _forward_trade_execution(self, *args: Any) -> None:
+            self._riskd_user("trade_execution", args, super()._forward_trade_execution)
 
         def _on_gateway_logout(self, *args: Any) -> None:
             super()._on_gateway_logout(*args)
@@ -537,10 +588,9 @@ class BrokerSession:
                                            self.account_id, cls=_realtime_class())
         except sdk.UrlGuardError as exc:
             raise _Fatal(str(exc)) from exc
+        # No add_callback: RiskdRealtimeClient hands user events and quotes to this session
+        # straight from the hub (see _forward_quote_update there).
         rt.riskd_session = self
-        for name in parse.USER_PARSERS:
-            await rt.add_callback(name, functools.partial(self._on_user, name))
-        await rt.add_callback("quote_update", self._on_quote)
         self._rt = rt
         self._hub_token = self._client.session_token
         logs.install()

@@ -179,3 +179,16 @@ def test_quote_newer_than_the_fill_is_forwarded_and_the_first_price_never_comes_
     gw._forward([Received(_trade(20980.0, 2), T)])  # a fill older than that quote: no mark
     assert _seen(host) == [("TradeEvent", 21000.0), ("QuoteEvent", 20990.0),
                            ("TradeEvent", 20980.0)]
+
+
+@pytest.mark.parametrize("args, payload", [
+    ((MNQ, {"lastPrice": 1.0}), {"contract_id": MNQ, "data": {"lastPrice": 1.0}}),
+    (([MNQ, {"lastPrice": 1.0}],), {"contract_id": MNQ, "data": {"lastPrice": 1.0}}),
+    (({"symbol": MNQ, "lastPrice": 1.0},), {"contract_id": MNQ,
+                                             "data": {"symbol": MNQ, "lastPrice": 1.0}}),
+    (("junk",), "junk"),
+    ((), []),
+])
+def test_gateway_quote_arguments_reach_the_session_in_the_sdks_callback_shape(args, payload):
+    from risk_actors.broker.session import _quote_payload
+    assert _quote_payload(args) == payload
