@@ -46,7 +46,10 @@ OPT_STEPS = {  # file stem -> what that run adds over the one before
     "opt-F-broker-inline": "+ the broker link inside the account process",
     "opt-G0-per-account-quotes": "same code as G, one market hub per account (before G; "
                                  "re-measured next to G)",
-    "opt-G-shared-feed": "+ one shared market data feed for all accounts (shipped defaults)",
+    "opt-G-shared-feed": "+ one shared market data feed for all accounts",
+    "opt-H-hub-verify-one-txn": "+ verified by the broker's position update, one transaction per "
+                                "message, alerts straight to the Notifier, short message str, "
+                                "hub events taken straight from the SDK (shipped defaults)",
 }
 
 
@@ -58,8 +61,10 @@ def optimisation_section(paths) -> list[str]:
     'before' of those."""
     out = ["## Optimisations, before and after", "",
            "Each row set is `bench/latency.py --accounts 1,10 --rates 0,2000 --violations 200` "
-           "with the `--daemon` settings shown (same machine, same session, one after another), "
-           "switching on one optimisation at a time. In every run: one `InboundBatch` message "
+           "with the `--daemon` settings shown (same machine), switching on one optimisation at "
+           "a time: the first six row sets one after another in one session, the last three "
+           "(one market hub per account, then the shared feed, then the final code) in the "
+           "next. In every run: one `InboundBatch` message "
            "per drain of the broker session (not one per event), the journal and audit written "
            "after the broker call has left (one transaction per handled message), and a "
            "read-back of only what the goal is judged on.", "",

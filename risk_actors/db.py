@@ -386,6 +386,33 @@ class Database:
             self._conn.execute(f"PRAGMA busy_timeout = {ms}")
             self._busy_ms = ms
 
+    def _begin_immediate(self, wait: float) -> None:
+        """Take the write lock, waiting at most ``wait`` seconds for it.
+
+        Polled here in steps of at most 2 ms rather than left to SQLite's busy handler, whose
+        sleeps grow to 25, 50 and 100 ms: with every account's process writing to this one
+        file, a writer that found the lock taken for a millisecond slept 25 ms or more, and the
+        next event of its account waited behind it (the long tail at 10 accounts in
+        docs/performance.md). Once the lock is held the busy timeout is ``wait`` again (a
+        checkpoint at COMMIT may still need to wait).
+        """
+        self._set_busy(0)
+        deadline = time.monotonic() + wait
+        step = 0.0002
+        try:
+            while True:
+                try:
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    left = deadline - time.monotonic()
+                    if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY or left <= 0:
+                        raise
+                    time.sleep(min(step, left))
+                    step = min(step * 2, 0.002)
+        finally:
+            self._set_busy(wait)
+
     @contextmanager
     def _write(self, wait: float | None = None) -> Iterator[sqlite3.Connection]:
         """One short write transaction; the write lock is taken at BEGIN (see module doc).
@@ -396,9 +423,8 @@ class Database:
         with self._lock:
             if wait is None:
                 wait = 0.0 if time.monotonic() < self._fail_fast_until else self.write_wait
-            self._set_busy(wait)
             try:
-                self._conn.execute("BEGIN IMMEDIATE")
+                self._begin_immediate(wait)
                 try:
                     yield self._conn
                     self._conn.execute("COMMIT")
