@@ -25,7 +25,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _harness as h  # noqa: E402
-from bench.latency import RiskdTarget  # noqa: E402
+from bench.latency import RiskdTarget, apply_daemon_settings  # noqa: E402
 from tests.e2e.conftest import Simulator  # noqa: E402
 
 
@@ -42,11 +42,7 @@ def main(argv=None) -> None:
     ap.add_argument("--daemon", action="append", default=[], metavar="KEY=VALUE",
                     help="riskd daemon setting for this run (repeatable)")
     args = ap.parse_args(argv)
-    for item in args.daemon:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--daemon {item!r}: expected KEY=VALUE")
-        RiskdTarget.daemon_settings[key] = int(value) if value.isdigit() else value
+    apply_daemon_settings(ap, args.daemon)
     tmp = Path(tempfile.mkdtemp(prefix="riskd-bench-cpu-"))
     sim = Simulator(tmp)
     target = None

@@ -200,6 +200,15 @@ def fmt_row(r: dict) -> str:
             f"{r.get('quotes_dropped_per_s', 0):>7}")
 
 
+def apply_daemon_settings(ap: argparse.ArgumentParser, items: list[str]) -> None:
+    """``--daemon KEY=VALUE`` items into RiskdTarget.daemon_settings (digits become ints)."""
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--daemon {item!r}: expected KEY=VALUE")
+        RiskdTarget.daemon_settings[key] = int(value) if value.isdigit() else value
+
+
 def parse_args(argv=None, quick_violations=20):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 account, 0 and 200 q/s, 20 violations")
@@ -213,11 +222,7 @@ def parse_args(argv=None, quick_violations=20):
                     help="riskd daemon setting for this run, e.g. rule_placement=actor or "
                          "quote_interval_ms=0 (repeatable; compares an optimisation off/on)")
     args = ap.parse_args(argv)
-    for item in args.daemon:
-        key, sep, value = item.partition("=")
-        if not sep:
-            ap.error(f"--daemon {item!r}: expected KEY=VALUE")
-        RiskdTarget.daemon_settings[key] = int(value) if value.isdigit() else value
+    apply_daemon_settings(ap, args.daemon)
     if args.quick:
         args.accounts, args.rates, args.violations = "1", "0,200", quick_violations
     args.accounts = [int(x) for x in args.accounts.split(",") if x]
