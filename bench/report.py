@@ -44,9 +44,9 @@ OPT_STEPS = {  # file stem -> what that run adds over the one before
     "opt-E-feed-batched": "+ component feed sent once a second (no switch: the defaults re-run "
                           "after that change)",
     "opt-F-broker-inline": "+ the broker link inside the account process",
-    "opt-G0-per-account-quotes": "same code as G, one market hub per account (before G; "
-                                 "re-measured next to G)",
-    "opt-G-shared-feed": "+ one shared market data feed for all accounts",
+    "opt-G0-per-account-quotes": "code of the next row set, one market hub per account (its "
+                                 "'before', measured just before it)",
+    "opt-G1-shared-feed": "+ one shared market data feed for all accounts",
     "opt-H-hub-verify-one-txn": "+ verified by the broker's position update, one transaction per "
                                 "message, alerts straight to the Notifier, short message str, "
                                 "hub events taken straight from the SDK (shipped defaults)",
