@@ -73,6 +73,7 @@ class Job:
     # signed size of the goal's contract in the newest position update from the user hub since
     # the job's last calls left (hub verification; None = none yet)
     hub_view: int | None = None
+    act_failed: bool = False  # a call of the last act was refused: read back at once, no hub wait
 
 
 def _unanswered(error: str | None) -> bool:
@@ -235,6 +236,7 @@ class EnforcerActor(ActorTypeDispatcher):
     def _act(self, job: Job, positions: dict, orders: dict) -> None:
         job.phase = "act"
         job.hub_view = None  # only updates after these calls may verify them
+        job.act_failed = False
         calls = plan_calls(job, positions, orders)
         if not calls:
             self._verify(job)
@@ -244,9 +246,10 @@ class EnforcerActor(ActorTypeDispatcher):
 
     def _verify_settled(self, job: Job) -> None:
         """Read back now, or after SETTLE_SECONDS when a call's outcome is still unknown; or,
-        for a close/reduce where the account's position updates reach us, let the next update
-        verify it (REST read-back after HUB_VERIFY_SECONDS without one)."""
-        if not job.settle and self.hub_verify and not job.dirty \
+        for a close/reduce whose calls all succeeded where the account's position updates reach
+        us, let the next update verify it (REST read-back after HUB_VERIFY_SECONDS without
+        one). A refused call is read back at once, so its retry is not held up."""
+        if not job.settle and self.hub_verify and not job.dirty and not job.act_failed \
                 and isinstance(job.goal, (m.ClosePosition, m.ReducePosition)):
             job.phase = "hub-wait"
             if not self._hub_check(job):
@@ -334,6 +337,9 @@ class EnforcerActor(ActorTypeDispatcher):
             # Often benign (the order filled or the position closed first); the read-back decides.
             logger.info("account {} {} {} refused: {} (verifying)", self.init.account_id, op,
                         args, msg.error)
+        if not msg.ok and job.phase == "act":
+            # No position update will come for a refused call: the retry must not wait for one.
+            job.act_failed = True
         if not msg.ok and _unanswered(msg.error) and op not in ("search_positions",
                                                                "search_orders"):
             job.settle = True

@@ -250,3 +250,19 @@ def test_reset_missed_while_down_runs_at_start_up(system, tmp_path):
     assert state.trades == {}
     assert state.last_reset_at == ct(2026, 11, 24, 17, 0)
     assert state.next_reset_at == ct(2026, 11, 25, 17, 0)
+
+
+def test_inline_enforcer_after_a_refused_reduce_reads_back_at_once_and_retries(
+        system, tmp_path, enforcer_placement):
+    """A refused call brings no position update: waiting HUB_VERIFY_SECONDS for one would delay
+    every retry under broker errors (the 5xx fault test went from 0.4 to 3.4 s)."""
+    if enforcer_placement != "inline":
+        pytest.skip("hub verification is the inline enforcer's")
+    acct, broker, _ = _start(system, tmp_path, [MAX5])
+    _ask(system, broker, SetBroker(positions={MNQ: 6}, fail_ops=("partial_close",)), bool)
+    _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 6, m.POSITION_LONG, 21000.0))
+    _idle(system, 0.4)  # backoff 0.05 s: well under HUB_VERIFY_SECONDS
+    calls, positions, _ = _calls(system, broker)
+    reduce = ("partial_close", {"contract_id": MNQ, "size": 1})
+    assert calls[:3] == [reduce, ("search_positions", {}), reduce], calls
+    assert positions == {MNQ: 5}
