@@ -36,6 +36,7 @@ SETTLE_SECONDS = 2.0
 # without such an update within this long is the position read back over REST. Saves a REST
 # call per enforcement (docs/performance.md) where the enforcer sees the account's events.
 HUB_VERIFY_SECONDS = 1.0
+HUB_VERIFY = False  # see EmbeddedEnforcer.__init__
 
 
 @attrs.frozen
@@ -445,7 +446,11 @@ class EmbeddedEnforcer(EnforcerActor):
     def __init__(self, host: Any) -> None:
         super().__init__()
         self.host = host
-        self.hub_verify = True  # the host hands over every position update (on_position)
+        # Off: with it, a job finished on the hub's update while a REST reconcile snapshot
+        # taken before the reduce was still on its way; the snapshot put the account back at
+        # the old size and a second reduce went out (seen once in CI: 6 -> 4). Until the
+        # reconcile can no longer roll state back past newer hub events, read back over REST.
+        self.hub_verify = HUB_VERIFY
 
     def send(self, target: Any, msg: Any) -> None:
         if isinstance(msg, m.EnforcementDone):

@@ -96,7 +96,8 @@ def test_position_over_limit_when_reduce_mode_then_partial_close_of_excess(syste
     assert ("partial_close", {"contract_id": MNQ, "size": 1}) in calls
     assert positions == {MNQ: 5}
     after = calls[calls.index(("partial_close", {"contract_id": MNQ, "size": 1})):]
-    if enforcer_placement == "actor":
+    from risk_actors.enforcer import HUB_VERIFY
+    if enforcer_placement == "actor" or not HUB_VERIFY:
         # verified by reading the positions back (a reduce is not judged on orders)
         assert calls[-1] == ("search_positions", {})
         assert ("search_orders", {}) not in after
@@ -110,8 +111,9 @@ def test_position_over_limit_when_reduce_mode_then_partial_close_of_excess(syste
 
 def test_inline_enforcer_without_a_position_update_reads_back_after_hub_verify_seconds(
         system, tmp_path, enforcer_placement):
-    if enforcer_placement != "inline":
-        pytest.skip("hub verification is the inline enforcer's")
+    from risk_actors.enforcer import HUB_VERIFY
+    if enforcer_placement != "inline" or not HUB_VERIFY:
+        pytest.skip("hub verification is the inline enforcer's, and off (enforcer.HUB_VERIFY)")
     acct, broker, _ = _start(system, tmp_path, [MAX5])
     _ask(system, broker, SetBroker(positions={MNQ: 6}), bool)
     _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 6, m.POSITION_LONG, 21000.0))
@@ -256,8 +258,9 @@ def test_inline_enforcer_after_a_refused_reduce_reads_back_at_once_and_retries(
         system, tmp_path, enforcer_placement):
     """A refused call brings no position update: waiting HUB_VERIFY_SECONDS for one would delay
     every retry under broker errors (the 5xx fault test went from 0.4 to 3.4 s)."""
-    if enforcer_placement != "inline":
-        pytest.skip("hub verification is the inline enforcer's")
+    from risk_actors.enforcer import HUB_VERIFY
+    if enforcer_placement != "inline" or not HUB_VERIFY:
+        pytest.skip("hub verification is the inline enforcer's, and off (enforcer.HUB_VERIFY)")
     acct, broker, _ = _start(system, tmp_path, [MAX5])
     _ask(system, broker, SetBroker(positions={MNQ: 6}, fail_ops=("partial_close",)), bool)
     _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 6, m.POSITION_LONG, 21000.0))
