@@ -333,7 +333,7 @@ class AccountActor(ActorTypeDispatcher):
         elif self.status_dirty:
             self._push_status(min_gap=STATUS_MIN_GAP)
         if isinstance(event, m.PositionEvent) and self.embedded is not None \
-                and self.embedded.jobs:
+                and self.embedded.hub_verify and self.embedded.jobs:
             # Last: a job it verifies reports back (EnforcementDone) into this actor's state.
             self.embedded.on_position(event.contract_id, -event.size
                                       if event.type == m.POSITION_SHORT else event.size)

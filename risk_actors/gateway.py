@@ -150,13 +150,8 @@ class GatewayActor(ActorTypeDispatcher):
 
     def receiveMsg_FeedQuotes(self, msg: m.FeedQuotes, sender: Any) -> None:
         """Quotes from the shared feed join this account's event sequence like its own would,
-        after the user events the session has already received (drained first).
-
-        None is dropped for being older than a fill: every quote the account has came through
-        the feed in order, so the one arriving is the newest price it can know, and keeping an
-        older one instead would price a new position at a level from before its fill (the
-        daily_unrealized_loss scenario caught exactly that).
-        """
+        after the user events the session has already received (drained first); _mark keeps
+        prices in time order per contract (a fill newer than a feed quote wins)."""
         from risk_actors.broker.session import Received
 
         if self._start is None:

@@ -27,7 +27,19 @@ from loguru import logger
 from risk_actors import messages as m
 from risk_actors.gateway import GatewayActor
 
-__all__ = ["MarketFeedActor"]
+__all__ = ["MarketFeedActor", "add_interest"]
+
+
+def add_interest(table: dict[int, tuple[Any, set[str]]], account_id: int, address: Any,
+                 contract_ids: Any) -> None:
+    """Record that the account at ``address`` wants these contracts' quotes (the feed's table
+    and the Supervisor's copy for a restarted feed). A new address is a restarted account: it
+    asks afresh, so its old contracts are dropped."""
+    old, wanted = table.get(account_id, (None, set()))
+    if old != address:
+        wanted = set()
+    wanted.update(contract_ids)
+    table[account_id] = (address, wanted)
 
 
 class MarketFeedActor(GatewayActor):
@@ -45,11 +57,7 @@ class MarketFeedActor(GatewayActor):
             logger.warning("market feed: QuoteInterest of account {} without an address",
                            msg.account_id)
             return
-        address, wanted = self.subscribers.get(msg.account_id, (None, set()))
-        if address != msg.subscriber:
-            wanted = set()  # a restarted account asks afresh
-        wanted.update(msg.contract_ids)
-        self.subscribers[msg.account_id] = (msg.subscriber, wanted)
+        add_interest(self.subscribers, msg.account_id, msg.subscriber, msg.contract_ids)
         if self._session is not None:
             self._session.want_quotes(msg.contract_ids)
 

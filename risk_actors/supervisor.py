@@ -226,11 +226,8 @@ class Supervisor(ActorTypeDispatcher):
             self.send(self.feed, m.QuoteInterest(aid, tuple(sorted(wanted)), address))
 
     def receiveMsg_QuoteInterest(self, msg: m.QuoteInterest, sender) -> None:
-        address, wanted = self.feed_interest.get(msg.account_id, (None, set()))
-        if address != sender:
-            wanted = set()  # a restarted account asks afresh
-        wanted.update(msg.contract_ids)
-        self.feed_interest[msg.account_id] = (sender, wanted)
+        from risk_actors.market_feed import add_interest
+        add_interest(self.feed_interest, msg.account_id, sender, msg.contract_ids)
         if self.feed is not None:
             self.send(self.feed, attrs.evolve(msg, subscriber=sender))
 
