@@ -518,10 +518,10 @@ def fault() -> None:
 
 @fault.command("add", context_settings=CONTEXT)
 @click.argument("path")
-@click.argument("kind", type=click.Choice(["5xx", "429", "401", "slow", "drop", "logout"]))
+@click.argument("kind", type=click.Choice(["5xx", "429", "401", "slow", "late", "drop", "logout"]))
 @click.option("--count", default=1, show_default=True, type=click.IntRange(min=1), help="How many requests/events/connection attempts it hits.")
 @click.option("--retry-after", type=click.IntRange(min=0), help="429: Retry-After seconds (default 1).")
-@click.option("--delay-ms", type=click.IntRange(min=0), help="slow: delay in ms (default 1000).")
+@click.option("--delay-ms", type=click.IntRange(min=0), help="slow/late: delay in ms (default 1000).")
 @click.option("--applied", is_flag=True, help="5xx/drop on REST: execute the request anyway, then fail the answer.")
 @url_option
 def fault_add(path: str, kind: str, count: int, retry_after: int | None, delay_ms: int | None, applied: bool, url: str) -> None:
@@ -530,7 +530,8 @@ def fault_add(path: str, kind: str, count: int, retry_after: int | None, delay_m
     \b
     PATH is a REST path (/api/Order/place, or * for all) or a hub (hub:user, hub:market, hub:all).
     REST: 5xx and 429 and 401 answer that status without executing; slow waits then executes;
-    drop closes the connection without an answer.
+    late executes at once and answers after the delay; drop closes the connection without an
+    answer.
     Hubs: drop/logout close the sockets instead of delivering the next event (lost);
     slow delays the next events; 5xx/429/401 refuse the next connection attempts.
     """

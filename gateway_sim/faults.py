@@ -14,6 +14,9 @@ kind              effect
 ``401``           REST: HTTP 401 as for a bad token; not executed. Hub: as 5xx.
 ``slow``          REST: wait ``delayMs`` then execute and answer (a client that timed out
                   leaves an order that *was* placed). Hub: delay the next events by delayMs.
+``late``          REST only: execute at once, answer ``delayMs`` later (an answer held up on
+                  its way back: a search answer describes the broker as it was when it left,
+                  and hub events may overtake it).
 ``drop``          REST: close the connection without an answer (executed only if
                   ``applied``). Hub: instead of delivering the next event, close the hub's
                   sockets (the event is lost, as on a network cut; clients reconnect).
@@ -30,7 +33,7 @@ import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-REST_KINDS = frozenset({"5xx", "429", "401", "slow", "drop"})
+REST_KINDS = frozenset({"5xx", "429", "401", "slow", "late", "drop"})
 HUB_KINDS = frozenset({"5xx", "429", "401", "slow", "drop", "logout"})
 HUB_CONNECT_KINDS = frozenset({"5xx", "429", "401"})
 HUB_EVENT_KINDS = frozenset({"slow", "drop", "logout"})
@@ -101,7 +104,8 @@ class FaultSet:
         path = normalize_path(path)
         kind = spec.get("kind")
         if not isinstance(kind, str):
-            raise FaultError(f"kind must be one of {', '.join(sorted(HUB_KINDS))}, got {kind!r}")
+            raise FaultError(f"kind must be one of {', '.join(sorted(HUB_KINDS | REST_KINDS))}, "
+                             f"got {kind!r}")
         kind = KIND_ALIASES.get(kind.lower(), kind.lower())
         if path.startswith("hub:"):
             if path not in HUB_TARGETS:

@@ -81,7 +81,7 @@ ORDER_TYPES = ("market", "limit", "stop", "stoplimit", "trailing")
 ORDER_TYPE_CODES = {"limit": 1, "market": 2, "stoplimit": 3, "stop": 4, "trailing": 5}
 SIDES = ("buy", "sell")
 SIDE_CODES = {"buy": 0, "sell": 1}
-FAULT_KINDS = ("5xx", "429", "401", "slow", "drop", "logout")
+FAULT_KINDS = ("5xx", "429", "401", "slow", "late", "drop", "logout")
 HUB_TARGETS = ("hub:user", "hub:market", "hub:all")
 HUBS = ("user", "market", "all")
 DROP_MODES = ("close", "abort", "error")
@@ -699,14 +699,16 @@ class _Parser:
             "kind": kind,
             "count": ctx.integer("count", body.get("count", 1), lo=1, hi=100_000),
         }
+        if kind == "late" and hub:
+            raise ctx.error("kind", "late applies to a REST path (a hub has no answer to hold back)", kind)
         for key, only, lo, hi in (
-            ("retry_after", "429", 0, 3600),
-            ("delay_ms", "slow", 0, MAX_MS),
-            ("status", "5xx", 500, 599),
+            ("retry_after", ("429",), 0, 3600),
+            ("delay_ms", ("slow", "late"), 0, MAX_MS),
+            ("status", ("5xx",), 500, 599),
         ):
             if key in body:
-                if kind != only:
-                    raise ctx.error(key, f"applies only to kind {only}", body[key])
+                if kind not in only:
+                    raise ctx.error(key, f"applies only to kind {' or '.join(only)}", body[key])
                 args[key] = ctx.integer(key, body[key], lo=lo, hi=hi)
         if "applied" in body:
             if kind not in ("5xx", "drop") or hub:

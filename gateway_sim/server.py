@@ -433,6 +433,10 @@ class Simulator:
             rec["fault"] = fault.kind
             if fault.kind == "slow":
                 await asyncio.sleep(fault.delay_ms / 1000.0)
+            elif fault.kind == "late":
+                response = await self._api_call(request, spec, body, malformed, rec)
+                await asyncio.sleep(fault.delay_ms / 1000.0)
+                return response
             else:
                 if fault.applied and fault.kind in ("5xx", "drop"):
                     rec["applied"] = True

@@ -36,7 +36,11 @@ SETTLE_SECONDS = 2.0
 # without such an update within this long is the position read back over REST. Saves a REST
 # call per enforcement (docs/performance.md) where the enforcer sees the account's events.
 HUB_VERIFY_SECONDS = 1.0
-HUB_VERIFY = False  # see EmbeddedEnforcer.__init__
+# Safe only because a reconcile snapshot can no longer roll a position back past a hub update
+# that overtook its REST answer (reconcile.overlay): before that, a job finished on the hub's
+# update and a stale snapshot then put the old size back, and a second reduce went out (CI,
+# 6 -> 4). False = REST read-back after every close/reduce (the before/after figure).
+HUB_VERIFY = True
 
 
 @attrs.frozen
@@ -446,10 +450,6 @@ class EmbeddedEnforcer(EnforcerActor):
     def __init__(self, host: Any) -> None:
         super().__init__()
         self.host = host
-        # Off: with it, a job finished on the hub's update while a REST reconcile snapshot
-        # taken before the reduce was still on its way; the snapshot put the account back at
-        # the old size and a second reduce went out (seen once in CI: 6 -> 4). Until the
-        # reconcile can no longer roll state back past newer hub events, read back over REST.
         self.hub_verify = HUB_VERIFY
 
     def send(self, target: Any, msg: Any) -> None:

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
+import attrs
+
 from risk_actors import messages as m
 from risk_actors.broker import parse
 
-__all__ = ["rows", "build_reconciled", "contract_ids", "quote_contracts", "find_account"]
+__all__ = ["rows", "build_reconciled", "overlay", "contract_ids", "quote_contracts",
+           "find_account"]
 
 
 def rows(body: Any, key: str, what: str) -> list[Any]:
@@ -87,6 +90,54 @@ def build_reconciled(account_id: int, positions_body: Any, orders_body: Any, tra
         trades=tuple(sorted(trades, key=lambda t: (t.created, t.trade_id))),
         contracts=tuple(sorted(contracts, key=lambda c: c.contract_id)),
     )
+
+
+def overlay(rec: m.Reconciled, newer: Iterable[Any]) -> m.Reconciled:
+    """The snapshot brought up to the hub events that arrived while it was being read.
+
+    Those events reached the account before the snapshot does; a snapshot that replaced them
+    would roll positions back in time (a reduce the hub already showed would be undone in
+    state, and a rule would reduce the broker a second time). Each row a hub event touched
+    takes that event's value, latest last; every other row is the REST truth. Any change the
+    REST answers saw and the hub has not yet delivered arrives as a hub event after this.
+    """
+    positions = {p.contract_id: p for p in rec.positions}
+    orders = {o.order_id: o for o in rec.orders}
+    trades = {t.trade_id: t for t in rec.trades}
+    account = rec.account
+    touched = False
+    for ev in newer:
+        if getattr(ev, "account_id", rec.account_id) != rec.account_id:
+            continue
+        if isinstance(ev, m.PositionEvent):
+            if ev.size > 0:
+                positions[ev.contract_id] = ev
+            else:
+                positions.pop(ev.contract_id, None)
+        elif isinstance(ev, m.OrderEvent):
+            if ev.working:
+                orders[ev.order_id] = ev
+            else:
+                orders.pop(ev.order_id, None)
+        elif isinstance(ev, m.TradeEvent):
+            trades[ev.trade_id] = ev
+        elif isinstance(ev, m.AccountEvent):
+            if account is None:
+                continue  # the snapshot carries no account row: nothing to roll back
+            # Merged as the state reducer merges an account event onto the account row.
+            account = m.AccountEvent(
+                account.account_id, ev.name or account.name,
+                ev.balance if ev.balance is not None else account.balance, ev.can_trade)
+        else:
+            continue
+        touched = True
+    if not touched:
+        return rec
+    return attrs.evolve(
+        rec, account=account,
+        positions=tuple(sorted(positions.values(), key=lambda p: p.contract_id)),
+        orders=tuple(sorted(orders.values(), key=lambda o: o.order_id)),
+        trades=tuple(sorted(trades.values(), key=lambda t: (t.created, t.trade_id))))
 
 
 def contract_ids(rec: m.Reconciled) -> set[str]:

@@ -331,6 +331,9 @@ class BrokerSession:
         self._quote_wanted: set[str] = set()
         self._quote_live: set[str] = set()
         self._merger = parse.QuoteMerger()
+        # One list per reconcile in flight: the user events accepted while its REST answers were
+        # on their way (see reconcile.overlay).
+        self._reconcile_windows: list[list[Any]] = []
         self.stats = {"events": 0, "malformed": 0, "reconciles": 0, "reconnects": 0,
                       "token_refreshes": 0, "rest_polls": 0}
 
@@ -702,6 +705,8 @@ class BrokerSession:
                 self._log("WARNING", f"ignored {type(ev).__name__} of account {ev.account_id}")
             return
         self._emit_event(ev, received_at)
+        for window in self._reconcile_windows:
+            window.append(ev)
         if isinstance(ev, (m.PositionEvent, m.OrderEvent, m.TradeEvent)):
             self._note_contract(ev)
 
@@ -851,6 +856,16 @@ class BrokerSession:
                         break  # a newer request supersedes this one
 
     async def _reconcile_once(self) -> m.Reconciled:
+        # The window opens before the requests leave: a hub event that came earlier reflects a
+        # broker state the REST answers include as well.
+        window: list[Any] = []
+        self._reconcile_windows.append(window)
+        try:
+            return await self._read_snapshot(window)
+        finally:
+            self._reconcile_windows.remove(window)
+
+    async def _read_snapshot(self, window: list[Any]) -> m.Reconciled:
         aid = self.account_id
         positions, orders, trades, accounts = await asyncio.gather(
             self._post("/Position/searchOpen", {"accountId": aid}, mutating=False),
@@ -875,6 +890,10 @@ class BrokerSession:
                     self._contract_learning.add(cid)
                     self._spawn(self._learn_contract(cid), f"contract-{cid}")
         rec = attrs.evolve(rec, contracts=tuple(known))
+        if window:
+            rec = reconcile.overlay(rec, window)
+            self._log("DEBUG", f"reconcile: {len(window)} hub event(s) arrived during the "
+                               "REST read; the snapshot keeps them")
         self._announced.update(c.contract_id for c in known)
         self.stats["reconciles"] += 1
         self._emit_event(rec)

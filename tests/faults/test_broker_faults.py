@@ -113,6 +113,35 @@ def test_gateway_logout_then_reconnects_and_enforces(live):
     print(f"logout: enforced in {delay:.2f}s")
 
 
+def test_reconcile_answered_late_does_not_undo_what_the_hub_showed(live):
+    """The reconcile after a user-hub drop reads the broker flat, and its answer is held up
+    1.5 s. Meanwhile the trader buys 6 and riskd reduces to 5, both seen on the hub. The late
+    snapshot must not take riskd back to flat (a loss rule would not see the position) or to
+    6 (a second reduce, the broker at 4)."""
+    sim, daemon, account_id = live
+    held = sim.position(account_id, "MNQ")
+    if held:
+        sim.control.place_order(account_id, "MNQ", "market", "sell", held)
+    wait_for(lambda: (a := daemon.account(account_id)) and not a["positions"], 5,
+             "riskd sees the account flat")
+    since = sim.control.log()["next"]
+    sim.control.add_fault("/api/Position/searchOpen", "late", delay_ms=1500)
+    sim.control.drop("user")
+    wait_for(lambda: calls(sim, "/api/Position/searchOpen", since), 10,
+             "the reconcile's position search reached the broker")
+    sim.control.place_order(account_id, "MNQ", "market", "buy", 6)
+    wait_for(lambda: sim.position(account_id, "MNQ") == 5, BUDGET_S, "MNQ reduced to 5",
+             interval=0.02)
+    wait_for(lambda: [r for r in calls(sim, "/api/Position/searchOpen", since)
+                      if r.get("fault") == "late" and r.get("status")], 5,
+             "the late snapshot answered")
+    time.sleep(0.5)
+    assert sim.position(account_id, "MNQ") == 5, "double reduction"
+    assert len(calls(sim, PARTIAL, since)) == 1
+    wait_for(lambda: [p["size"] for p in daemon.account(account_id)["positions"]] == [5], 3,
+             "riskd status shows the 5 the broker holds")
+
+
 def test_all_tokens_expired_then_rest_401_refreshes_and_enforces(live):
     sim, daemon, account_id = live
     sim.control.tokens(expire_all=True)

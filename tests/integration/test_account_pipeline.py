@@ -113,7 +113,7 @@ def test_inline_enforcer_without_a_position_update_reads_back_after_hub_verify_s
         system, tmp_path, enforcer_placement):
     from risk_actors.enforcer import HUB_VERIFY
     if enforcer_placement != "inline" or not HUB_VERIFY:
-        pytest.skip("hub verification is the inline enforcer's, and off (enforcer.HUB_VERIFY)")
+        pytest.skip("hub verification is the inline enforcer's (and needs enforcer.HUB_VERIFY)")
     acct, broker, _ = _start(system, tmp_path, [MAX5])
     _ask(system, broker, SetBroker(positions={MNQ: 6}), bool)
     _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 6, m.POSITION_LONG, 21000.0))
@@ -260,7 +260,7 @@ def test_inline_enforcer_after_a_refused_reduce_reads_back_at_once_and_retries(
     every retry under broker errors (the 5xx fault test went from 0.4 to 3.4 s)."""
     from risk_actors.enforcer import HUB_VERIFY
     if enforcer_placement != "inline" or not HUB_VERIFY:
-        pytest.skip("hub verification is the inline enforcer's, and off (enforcer.HUB_VERIFY)")
+        pytest.skip("hub verification is the inline enforcer's (and needs enforcer.HUB_VERIFY)")
     acct, broker, _ = _start(system, tmp_path, [MAX5])
     _ask(system, broker, SetBroker(positions={MNQ: 6}, fail_ops=("partial_close",)), bool)
     _send(system, acct, 2, m.PositionEvent(ACC, MNQ, 6, m.POSITION_LONG, 21000.0))

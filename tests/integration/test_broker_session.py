@@ -225,6 +225,35 @@ def test_reconnect_after_drop(sim, probe):
     assert len([e for e in probe.events(m.OrderEvent) if e.order_id == oid]) == 1
 
 
+def test_reconcile_keeps_hub_events_that_overtook_its_rest_answer(sim, probe):
+    """A snapshot read before a reduce and answered after the hub showed it must not put the
+    old size back: the account would see the excess again and reduce a second time."""
+    aid = probe.s.account_id
+    fill_order(probe, sim.ctl.place_order(aid, "MNQ", "market", "buy", 3))
+    resting = sim.ctl.place_order(aid, "MNQ", "limit", "buy", 1, limit_price=1000.0)
+    probe.wait(lambda: [e for e in probe.events(m.OrderEvent) if e.order_id == resting], 5,
+               "resting order")
+    n_rec = len(probe.events(m.Reconciled))
+    # Executed at once, answered 0.8 s later: the answer says 3 contracts and 1 order.
+    sim.ctl.add_fault("/api/Position/searchOpen", "late", delay_ms=800)
+    sim.ctl.add_fault("/api/Order/searchOpen", "late", delay_ms=800)
+    call_id = f"reconcile-{time.monotonic_ns()}"
+    probe.s.submit(m.BrokerCall(aid, call_id, "reconcile", {}))
+    time.sleep(0.2)
+    sim.ctl.place_order(aid, "MNQ", "market", "sell", 1)
+    sim.ctl.cancel_order(aid, resting)
+    probe.wait(lambda: [e for e in probe.events(m.PositionEvent) if e.size == 2], 5, "hub: 2")
+    reply = probe.wait(lambda: next((i for i in probe.items if isinstance(i, m.BrokerReply)
+                                     and i.call_id == call_id), None), 10, "reconcile reply")
+    assert reply.ok, reply
+    rec = probe.events(m.Reconciled)[n_rec]
+    assert [(p.contract_id, p.size) for p in rec.positions] == [(MNQ, 2)]
+    assert rec.orders == ()
+    # The trade the hub delivered meanwhile is in the snapshot too (merged by id).
+    assert len(rec.trades) == len({t.trade_id for t in probe.events(m.TradeEvent)}) == 2
+    assert [p["size"] for p in sim.ctl.state(aid)["positions"]] == [2]
+
+
 @pytest.mark.parametrize("how", ["close-with-error", "logout+expired-token"])
 def test_dead_transport_is_rebuilt(sim, probe, how):
     """pysignalr gives up for good on a close-with-error or a 401 on reconnect; the session's

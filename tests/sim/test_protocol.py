@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from typing import Any
 
 import aiohttp
@@ -153,6 +154,7 @@ def test_wildcard_and_hub_faults_match_their_targets_only() -> None:
     ({"path": "/api/Order/place", "kind": "slow", "delayMs": "x"}, "delayMs"),
     ({"path": "", "kind": "5xx"}, "path"),
     ({"path": "/api/x", "kind": "boom"}, "boom"),
+    ({"path": "hub:user", "kind": "late"}, "late"),
 ])
 def test_bad_fault_specs_are_rejected_naming_the_value(spec: dict, named: str) -> None:
     with pytest.raises(FaultError, match=named):
@@ -362,6 +364,32 @@ def test_token_lifetime_control_makes_new_tokens_expire(sim_url: str, control: C
                 assert r.status == 401
 
     run(scenario())
+
+
+def test_late_answer_describes_the_broker_when_it_left_not_when_it_arrives(
+        sim_url: str, control: ControlClient) -> None:
+    """``late`` holds an executed answer back: a change made meanwhile is not in it."""
+    acct = control.create_account(f"late-{time.monotonic_ns()}")
+    control.place_order(acct["id"], "MNQ", "market", "buy", 2)
+    control.add_fault("/api/Position/searchOpen", "late", 1, delay_ms=600)
+
+    async def scenario() -> tuple[list[Any], float]:
+        async with aiohttp.ClientSession() as session:
+            token = await _token(session, sim_url)
+            headers = {"Authorization": f"Bearer {token}"}
+            t0 = time.monotonic()
+            search = asyncio.ensure_future(session.post(
+                f"{sim_url}/api/Position/searchOpen", json={"accountId": acct["id"]}, headers=headers))
+            await asyncio.sleep(0.2)
+            await asyncio.to_thread(control.place_order, acct["id"], "MNQ", "market", "sell", 1)
+            async with await search as r:
+                body = await r.json()
+            return body["positions"], time.monotonic() - t0
+
+    positions, took = run(scenario())
+    assert took >= 0.6
+    assert [p["size"] for p in positions] == [2]  # the sell 0.2 s in is not in the answer
+    assert [p["size"] for p in control.state(acct["id"])["positions"]] == [1]
 
 
 def test_rate_limit_answers_429_after_200_requests_a_minute_per_user(sim_url: str, control: ControlClient) -> None:

@@ -358,7 +358,11 @@ def test_every_yaml_example_in_the_docs_is_valid_unless_marked_invalid():
         ),
         (
             doc("- fault: {path: /api/Order/place, kind: 429, delay_ms: 5}"),
-            "delay_ms: applies only to kind slow, got 5",
+            "delay_ms: applies only to kind slow or late, got 5",
+        ),
+        (
+            doc("- fault: {path: hub:user, kind: late}"),
+            "kind: late applies to a REST path (a hub has no answer to hold back), got 'late'",
         ),
         (doc("- fault: {path: /api/Order/place, kind: slow, status: 503}"), "status: applies only to kind 5xx"),
         (
