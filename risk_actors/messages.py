@@ -135,7 +135,11 @@ class ContractsKnown:
 
 @attrs.frozen
 class Reconciled:
-    """REST truth after a (re)connect: replaces positions and orders, merges trades by id."""
+    """REST truth after a (re)connect: replaces positions and orders, merges trades by id.
+
+    Rows that user-hub events changed while the REST answers were on their way carry those
+    events' values (``reconcile.overlay``): the snapshot never undoes what the account already saw.
+    """
 
     account_id: int
     account: AccountEvent | None
