@@ -146,6 +146,33 @@ def test_property_daily_realized_is_sum_over_distinct_non_voided_trade_ids(event
     assert set(state.trades) == set(last)
 
 
+def _summed_afresh(state):
+    counted = [t for t in state.trades.values() if not t.voided]
+    return (float(sum((Decimal(str(t.pnl)) for t in counted if t.pnl is not None), Decimal(0))),
+            float(sum((Decimal(str(t.fees)) for t in counted), Decimal(0))))
+
+
+reconciled_trades = st.builds(
+    lambda trades: m.Reconciled(ACC, None, (), (), tuple({t.trade_id: t for t in trades}.values())),
+    st.lists(trade_ev, max_size=5))
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps=journal(st.one_of(any_change, trade_ev, reconciled_trades,
+                               st.just(DailyReset(at(1800), at(88_200)))), max_size=40),
+       ask=st.lists(st.booleans(), min_size=40, max_size=40))
+def test_property_day_figures_carried_fill_by_fill_equal_a_full_re_sum(steps, ask):
+    """The day's realized P&L and fees are carried from state to state (one fill: O(1)) and
+    cached per trades mapping; asked after any step, or only now and then, they must equal a
+    full re-sum of that state's trades exactly."""
+    state = base_state()
+    for (change, when), asked in zip(steps, ask):
+        state = reduce(state, change, when)
+        if asked:
+            assert (state.realized_pnl, state.fees_total) == _summed_afresh(state)
+    assert (state.realized_pnl, state.fees_total) == _summed_afresh(state)
+
+
 # ---- locks ------------------------------------------------------------------------------------
 @settings(max_examples=300, deadline=None)
 @given(steps=journal(locks_added, max_size=20))
