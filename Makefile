@@ -26,12 +26,14 @@ test: $(STAMP)  ## run the whole test suite (unit, rules, integration, end-to-en
 fault-suite: $(STAMP)  ## fault suite incl. long modes (10,000 payloads, repeated kill -9, 90 s outages); table in docs/reliability.md
 	RISKD_FAULT_LONG=1 RISKD_FAULT_REPORT=docs/reliability.md $(BIN)/python -m pytest -q -rxX -p no:cacheprovider tests/faults
 
-bench: $(STAMP)  ## full benchmarks (latency 1/10/20 accounts x 0/2k/20k quotes/s, floor, memory, placement, throughput search; ~25 min) -> docs/performance.md
+bench: $(STAMP)  ## full benchmarks (latency 1/10/20 accounts x 0/2k/20k quotes/s, floor, memory, placement, throughput search, rule cost by day size; ~35 min) -> docs/performance.md
 	-$(BIN)/python bench/latency.py
 	$(BIN)/python bench/floor.py
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/placement.py
 	-$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/rule_cost.py
+	$(BIN)/python bench/rule_cost.py --basis net
 	$(BIN)/python bench/report.py
 
 bench-quick: $(STAMP)  ## quick benchmarks (1 account, < 1 min; CI smoke) -> docs/performance.md

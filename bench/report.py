@@ -159,7 +159,7 @@ def main() -> int:
              f"- nproc: {mach['nproc']}; CPU: {mach['cpu']}; Python {mach['python']}; "
              f"Linux {mach['kernel']}; riskd at `{h.git_rev()}`", "",
              "## Reproduce", "",
-             "```", "make bench        # full: latency, floor, memory, placement, throughput, this file",
+             "```", "make bench        # full: latency, floor, memory, placement, throughput, rule cost, this file",
              "make bench-quick  # quick: 1 account, < 1 min", "```", "",
              "Everything runs on the loopback simulator (`gateway_sim`) on this one machine: the "
              "simulator, its quote stream, riskd (or the floor) and the driver share the cores.",
@@ -244,6 +244,24 @@ def main() -> int:
         s = pl["single_rule_roundtrip"]
         lines += ["", f"One rule actor ({s['rule']}) alone: round trip p50 {s['p50_ms']:.3f} ms, "
                       f"p99 {s['p99_ms']:.3f} ms.", ""]
+    costs = sorted(RES.glob("rule-cost-*.json")) if not args.quick else []
+    if costs:
+        lines += ["## Rule cost as the day fills up", "",
+                  "bench/rule_cost.py: microseconds of the account's own CPU for one event on a "
+                  "day with N fills: the reducer, then every default-enabled rule that subscribes "
+                  "to the event (inline, as shipped); status = the day's realized P&L and fees "
+                  "the account's status push reads after a quote. basis = that of "
+                  "daily_realized_loss / daily_realized_profit (net: they also judge quotes).", "",
+                  "| results | rev | basis | fills today | quote us | position us | fill us | "
+                  "status us |", "|---|---|---|---:|---:|---:|---:|---:|"]
+        for path in costs:
+            doc = json.loads(path.read_text())
+            for r in doc["rows"]:
+                lines.append(f"| {path.stem[len('rule-cost-'):]} | `{doc['rev']}` | "
+                             f"{doc['basis']} | {r['fills']} | {r['quote_us']:.1f} | "
+                             f"{r['position_us']:.1f} | {r['fill_us']:.1f} | "
+                             f"{r['status_us']:.1f} |")
+        lines.append("")
     notes = h.ROOT / "bench" / "NOTES.md"
     if notes.exists():
         lines += [notes.read_text().rstrip(), ""]

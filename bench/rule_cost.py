@@ -9,17 +9,22 @@ unrealized P&L, which makes them subscribe to quotes as well.
 
     .venv/bin/python bench/rule_cost.py                 # 0, 100, 500, 2000 fills
     .venv/bin/python bench/rule_cost.py --basis net
+
+Results go to var/bench/rule-cost-<label>.json (label: the basis, or ``--label``), which
+bench/report.py puts in docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import _harness as h  # noqa: E402
 from bench.placement import enabled_rules  # noqa: E402
 from risk_actors import messages as m  # noqa: E402
 from risk_actors.pipeline import run_rule  # noqa: E402
@@ -61,6 +66,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=300, help="evaluations per case")
     ap.add_argument("--basis", choices=("realized", "net"), default="realized",
                     help="basis of daily_realized_loss / daily_realized_profit")
+    ap.add_argument("--label", default=None,
+                    help="results name: var/bench/rule-cost-<label>.json (default: the basis)")
     args = ap.parse_args(argv)
     specs = []
     for nm, cls, params in enabled_rules():
@@ -71,6 +78,9 @@ def main(argv=None) -> int:
     print(f"rule cost per event, {len(specs)} default-enabled rules inline, basis "
           f"{args.basis}; microseconds per event (reducer + all subscribed rules)")
     print(f"{'fills today':>11} {'quote':>9} {'position':>9} {'fill':>9} {'status':>9}")
+    results = {"machine": h.machine(), "rev": h.git_rev(), "argv": sys.argv[1:] if argv is None
+               else list(argv), "basis": args.basis, "rules": [nm for nm, _ in specs],
+               "rows": []}
     for fills in (int(x) for x in args.fills.split(",")):
         t = day_state(fills)
         now, aid = t.now, t.state.account_id
@@ -89,6 +99,12 @@ def main(argv=None) -> int:
             state.realized_pnl, state.fees_total
         row.append((time.perf_counter() - t0) * 1e6 / args.n)
         print(f"{fills:>11} " + " ".join(f"{v:>9.1f}" for v in row), flush=True)
+        results["rows"].append({"fills": fills, "quote_us": row[0], "position_us": row[1],
+                                "fill_us": row[2], "status_us": row[3]})
+    out = h.ROOT / "var" / "bench" / f"rule-cost-{args.label or args.basis}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    print(f"results: {out}")
     return 0
 
 
