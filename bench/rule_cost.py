@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _harness as h  # noqa: E402
@@ -72,7 +74,6 @@ def main(argv=None) -> int:
     specs = []
     for nm, cls, params in enabled_rules():
         if hasattr(params, "basis"):
-            import attrs
             params = attrs.evolve(params, basis=args.basis)
         specs.append((nm, cls(params)))
     print(f"rule cost per event, {len(specs)} default-enabled rules inline, basis "
