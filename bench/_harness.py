@@ -8,6 +8,7 @@ is used as-is.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any, Callable
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "var" / "bench"   # every bench script's JSON results; bench/report.py reads them
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -247,3 +249,11 @@ def git_rev() -> str:
                               capture_output=True, timeout=5).stdout.strip()
     except Exception:
         return "?"
+
+
+def save_results(out: Path, doc: Any) -> Path:
+    """Write a bench script's results as JSON (creating var/bench/) and say where."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=1))
+    print(f"results: {out}")
+    return out

@@ -26,7 +26,6 @@ a socket's backlog exceeded 1 s of stream (the client did not keep up).
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -40,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _harness as h  # noqa: E402
 from tests.e2e.conftest import Daemon, Simulator, wait_for  # noqa: E402
 
-RESULTS = h.ROOT / "var" / "bench"
+RESULTS = h.RESULTS
 
 
 class RiskdTarget:
@@ -241,11 +240,9 @@ def run(target_cls, argv=None) -> list[dict]:
                         log=lambda s: print(s, flush=True))
     out = Path(args.out) if args.out else RESULTS / (
         f"{target_cls.name}{'-quick' if args.quick else ''}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": h.machine(), "rev": h.git_rev(),
-                               "argv": sys.argv[1:], "rows": rows}, indent=1))
     print(f"total missed enforcements: {sum(r['missed'] for r in rows)}")
-    print(f"results: {out}")
+    h.save_results(out, {"machine": h.machine(), "rev": h.git_rev(), "argv": sys.argv[1:],
+                         "rows": rows})
     return rows
 
 

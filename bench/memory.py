@@ -10,7 +10,6 @@ added account.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -99,11 +98,8 @@ def main() -> int:
               f"USS {per['uss_mb']:.0f} MB")
     else:
         per = None
-    out = h.ROOT / "var" / "bench" / f"memory{'-quick' if args.quick else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": h.machine(), "rules": rules, "rows": rows,
-                               "per_account": per}, indent=1))
-    print(f"results: {out}")
+    h.save_results(h.RESULTS / f"memory{'-quick' if args.quick else ''}.json",
+                   {"machine": h.machine(), "rules": rules, "rows": rows, "per_account": per})
     return 0
 
 

@@ -15,7 +15,6 @@ design's shape) versus evaluating the same plugins inline (an in-process loop ov
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
 import sys
 import time
@@ -130,10 +129,7 @@ def main() -> int:
     s = h.summary(times)
     results["single_rule_roundtrip"] = {"rule": one[0][0], "p50_ms": s["p50"], "p99_ms": s["p99"]}
     print(f"one rule actor ({one[0][0]}) round trip: p50 {s['p50']:.3f} ms  p99 {s['p99']:.3f} ms")
-    out = h.ROOT / "var" / "bench" / f"placement{'-quick' if args.quick else ''}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    print(f"results: {out}")
+    h.save_results(h.RESULTS / f"placement{'-quick' if args.quick else ''}.json", results)
     return 0
 
 

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import _harness as h  # noqa: E402
 
-RES = h.ROOT / "var" / "bench"
+RES = h.RESULTS
 
 
 def load(name: str):

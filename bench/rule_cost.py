@@ -17,7 +17,6 @@ bench/report.py puts in docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -102,10 +101,7 @@ def main(argv=None) -> int:
         print(f"{fills:>11} " + " ".join(f"{v:>9.1f}" for v in row), flush=True)
         results["rows"].append({"fills": fills, "quote_us": row[0], "position_us": row[1],
                                 "fill_us": row[2], "status_us": row[3]})
-    out = h.ROOT / "var" / "bench" / f"rule-cost-{args.label or args.basis}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1))
-    print(f"results: {out}")
+    h.save_results(h.RESULTS / f"rule-cost-{args.label or args.basis}.json", results)
     return 0
 
 

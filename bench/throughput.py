@@ -37,7 +37,6 @@ enforcements), so violations/s per account is what the target sustained, not an 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import tempfile
@@ -329,11 +328,8 @@ def main(argv=None) -> int:
     cases = [search(target_cls, n, args, log=lambda s: print(s, flush=True)) for n in accounts]
     name = "throughput" + ("" if args.target == "riskd" else "-floor") + ("-quick" if args.quick else "")
     out = Path(args.out) if args.out else RESULTS / f"{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": h.machine(), "rev": h.git_rev(), "argv": sys.argv[1:],
-                               "p99_ms": args.p99_ms, "violations": args.violations, "cases": cases},
-                              indent=1))
-    print(f"results: {out}")
+    h.save_results(out, {"machine": h.machine(), "rev": h.git_rev(), "argv": sys.argv[1:],
+                         "p99_ms": args.p99_ms, "violations": args.violations, "cases": cases})
     return 0
 
 
